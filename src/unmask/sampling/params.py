@@ -1,0 +1,155 @@
+"""Decoding parameters of the two families, with their own names, defaults and validation.
+
+Resolution order for every field: the caller's keyword (an explicit ``None`` included) >
+the checkpoint's ``generation_config.json`` > the family's own default, i.e. what the family's
+reference code would use if the argument were left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+REMASKING = ("low_confidence", "random")
+DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "confidence_threshold")
+CACHES = (None, "prefix", "dual")
+
+
+class ParamError(ValueError):
+    """A decoding parameter is unknown, of the wrong type or out of range (the message names it)."""
+
+
+@dataclass(frozen=True)
+class LLaDAParams:
+    """LLaDA ``generate()`` keywords, plus Fast-dLLM's ``threshold``/``factor`` and ``cache``."""
+
+    gen_length: int = 128
+    steps: int = 128
+    block_length: int = 128
+    temperature: float = 0.0
+    cfg_scale: float = 0.0
+    remasking: str = "low_confidence"
+    mask_id: int | None = None
+    logits_eos_inf: bool = False
+    confidence_eos_eot_inf: bool = False
+    threshold: float | None = None
+    factor: float | None = None
+    cache: str | None = None
+
+    @property
+    def uses_fastdllm(self) -> bool:
+        return self.threshold is not None or self.factor is not None or self.cache is not None
+
+    @property
+    def num_blocks(self) -> int:
+        return self.gen_length // self.block_length
+
+    @property
+    def steps_per_block(self) -> int:
+        return self.steps // self.num_blocks
+
+    def validate(self) -> None:
+        _positive_int(self, "gen_length", "steps", "block_length")
+        if self.gen_length % self.block_length:
+            raise ParamError(f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length})")
+        if self.steps % self.num_blocks:
+            raise ParamError(f"steps ({self.steps}) must be a multiple of the number of blocks ({self.num_blocks} = gen_length / block_length)")
+        _non_negative(self, "temperature", "cfg_scale")
+        if self.remasking not in REMASKING:
+            raise ParamError(f"remasking must be one of {', '.join(REMASKING)}, got {self.remasking!r}")
+        if self.threshold is not None and not (0.0 < self.threshold <= 1.0):
+            raise ParamError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        if self.factor is not None and not self.factor > 0:
+            raise ParamError(f"factor must be positive, got {self.factor!r}")
+        if self.threshold is not None and self.factor is not None:
+            raise ParamError("pass threshold or factor, not both")
+        if self.cache not in CACHES:
+            raise ParamError(f"cache must be 'prefix', 'dual' or None, got {self.cache!r}")
+        if self.uses_fastdllm and self.cfg_scale > 0:
+            raise ParamError("cfg_scale is not supported together with threshold/factor/cache (Fast-dLLM has no CFG)")
+        if self.uses_fastdllm and (self.logits_eos_inf or self.confidence_eos_eot_inf):
+            raise ParamError("logits_eos_inf/confidence_eos_eot_inf are LLaDA generate() knobs; Fast-dLLM decoders have none")
+
+
+@dataclass(frozen=True)
+class DreamParams:
+    """Dream ``diffusion_generate`` keywords; ``block_length``/``dual_cache`` select Fast-dLLM's
+    block decoder. Defaults are what Dream resolves when an argument is left out (see the golden
+    README: the legacy generation defaults give temperature=1.0, top_p=1.0, top_k=50)."""
+
+    max_new_tokens: int = 20
+    steps: int = 512
+    temperature: float = 1.0
+    top_p: float | None = 1.0
+    top_k: int | None = 50
+    alg: str = "origin"
+    alg_temp: float | None = None
+    eps: float = 1e-3
+    threshold: float = 0.9
+    block_length: int | None = None
+    dual_cache: bool = False
+
+    def validate(self) -> None:
+        _positive_int(self, "max_new_tokens", "steps")
+        _non_negative(self, "temperature")
+        if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
+            raise ParamError(f"top_p must be in (0, 1] or None, got {self.top_p!r}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k <= 0):
+            raise ParamError(f"top_k must be a positive integer or None, got {self.top_k!r}")
+        if self.alg not in DREAM_ALGS:
+            raise ParamError(f"alg must be one of {', '.join(DREAM_ALGS)}, got {self.alg!r}")
+        if self.alg_temp is not None and self.alg_temp < 0:
+            raise ParamError(f"alg_temp must be >= 0 or None, got {self.alg_temp!r}")
+        if not (0.0 < self.eps < 1.0):
+            raise ParamError(f"eps must be in (0, 1), got {self.eps!r}")
+        if not (0.0 < self.threshold <= 1.0):
+            raise ParamError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        if self.block_length is not None:
+            _positive_int(self, "block_length")
+            if self.max_new_tokens % self.block_length:
+                raise ParamError(f"max_new_tokens ({self.max_new_tokens}) must be a multiple of block_length ({self.block_length})")
+            blocks = self.max_new_tokens // self.block_length
+            if self.steps % blocks:
+                raise ParamError(f"steps ({self.steps}) must be a multiple of the number of blocks ({blocks})")
+            if self.alg != "confidence_threshold" and self.steps // blocks < 2:
+                raise ParamError(
+                    "the block decoder needs at least 2 steps per block unless alg='confidence_threshold' "
+                    "(the block-start forward commits one token; the schedule needs another step)"
+                )
+
+
+def resolve(
+    cls: type[LLaDAParams] | type[DreamParams],
+    given: Mapping[str, Any],
+    generation_config: Mapping[str, Any],
+) -> Any:
+    """Build ``cls`` from the caller's keywords over the checkpoint's generation config."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise ParamError(
+            f"unknown decoding parameter(s) for this model's family: {', '.join(unknown)}; "
+            f"accepted: {', '.join(sorted(names))}"
+        )
+    values = {k: v for k, v in generation_config.items() if k in names}
+    values.update(given)
+    try:
+        params = cls(**values)
+    except TypeError as error:
+        raise ParamError(str(error)) from None
+    params.validate()
+    return params
+
+
+def _positive_int(params: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(params, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ParamError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _non_negative(params: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(params, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ParamError(f"{name} must be a number >= 0, got {value!r}")
