@@ -46,13 +46,21 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
+def _publish(temp: str, path: Path) -> None:
+    """Give the temporary file the permissions a plain write would have, then rename it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    os.replace(temp, path)
+
+
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write to a temporary file in the same directory, then rename: no half-written files."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
-        os.replace(temp, path)
+        _publish(temp, path)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
@@ -145,7 +153,7 @@ def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     os.close(handle)
     try:
         save_file(tensors, temp, metadata=metadata)
-        os.replace(temp, path)
+        _publish(temp, path)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
