@@ -75,7 +75,7 @@ def logits(model: DiffusionTransformer, ids: torch.Tensor) -> torch.Tensor:
 
 
 def temp_files(directory: Path) -> list[str]:
-    return sorted(name for name in os.listdir(directory) if name.endswith(".tmp") or ".tmp" in name)
+    return sorted(name for name in os.listdir(directory) if ".tmp" in name)
 
 
 # --------------------------------------------------------------------------- golden layouts

@@ -87,13 +87,17 @@ def load_model(
         if unexpected:
             parts.append(f"unexpected tensor(s): {_listing(unexpected)}")
         raise CheckpointError(f"{path}: weights do not match config.json ({family} layout): " + "; ".join(parts))
+    mismatched = [
+        f"{hf_name!r} has shape {list(tensors[hf_name].shape)}, config.json implies {list(expected[native])}"
+        for hf_name, native in sorted(by_hf.items())
+        if tuple(tensors[hf_name].shape) != expected[native]
+    ]
+    if mismatched:
+        raise CheckpointError(f"{path}: shape mismatch: tensor " + "; tensor ".join(mismatched[:8])
+                              + (f" (and {len(mismatched) - 8} more)" if len(mismatched) > 8 else ""))
     state: dict[str, torch.Tensor] = {}
     for hf_name, native in by_hf.items():
         tensor = tensors[hf_name]
-        if tuple(tensor.shape) != expected[native]:
-            raise CheckpointError(
-                f"{path}: tensor {hf_name!r} has shape {list(tensor.shape)}, config.json implies {list(expected[native])}"
-            )
         if not tensor.is_floating_point():
             raise CheckpointError(f"{path}: tensor {hf_name!r} has non-float dtype {tensor.dtype}")
         state[native] = tensor.to(device=device, dtype=target_dtype)
