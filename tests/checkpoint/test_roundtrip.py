@@ -167,11 +167,6 @@ def test_forced_shards_reload_to_identical_logits(tmp_path, name):
     assert read_json(out / "config.json") == read_json(source / "config.json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a sharded save into a directory that already holds model.safetensors leaves the old "
-    "file in place, and the loader prefers model.safetensors, so the reload silently returns the OLD weights",
-)
 def test_sharded_save_over_single_file_checkpoint_is_not_shadowed(tmp_path):
     out = tmp_path / "model"
     first = fresh_model(seed=0)
@@ -419,3 +414,18 @@ def test_failed_overwrite_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert temp_files(out) == []
     assert torch.equal(unmask.load(out).embed.weight, first.embed.weight)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the published files must not keep that mode."""
+    umask = os.umask(0o022)
+    try:
+        model = unmask.load(GOLDEN / "llada-tiny")
+        single, sharded = tmp_path / "single", tmp_path / "sharded"
+        unmask.save(model, single)
+        save_model(model, sharded, max_shard_bytes=100_000)
+    finally:
+        os.umask(umask)
+    for directory in (single, sharded):
+        for name in os.listdir(directory):
+            assert (directory / name).stat().st_mode & 0o777 == 0o644, name

@@ -74,11 +74,33 @@ def expect_value(raw: dict[str, Any], key: str, allowed: tuple[Any, ...], why: s
         raise CheckpointError(f"{where}: field {key!r} is {raw[key]!r}; unmask supports {shown} ({why})")
 
 
-def build_config(where: str = "config.json", **values: Any) -> ModelConfig:
+def build_config(file_names: dict[str, str], where: str = "config.json", **values: Any) -> ModelConfig:
+    """ModelConfig from translated values; a range error names the field as the file spells it."""
     try:
         return ModelConfig(**values)
     except ConfigError as error:
-        raise CheckpointError(f"{where}: {error}") from None
+        message = str(error)
+        for native, in_file in file_names.items():
+            message = re.sub(rf"\b{native}\b", in_file, message)
+        raise CheckpointError(f"{where}: {message}") from None
+
+
+def number(raw: dict[str, Any], key: str, default: float, where: str = "config.json") -> float:
+    """An optional numeric field (absent -> default), or a CheckpointError naming it."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CheckpointError(f"{where}: field {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def optional_int(raw: dict[str, Any], key: str, default: int | None, where: str = "config.json") -> int | None:
+    """An optional integer field (absent or null -> default), or a CheckpointError naming it."""
+    value = raw.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{where}: field {key!r} must be an integer, got {value!r}")
+    return value
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

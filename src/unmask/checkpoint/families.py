@@ -9,7 +9,9 @@ from unmask.checkpoint.adapter import (
     FamilyAdapter,
     build_config,
     expect_value,
+    number,
     optional_id,
+    optional_int,
     require,
 )
 from unmask.checkpoint.errors import CheckpointError
@@ -39,23 +41,25 @@ def _llada_config_from_hf(raw: dict[str, Any]) -> ModelConfig:
     if raw.get("multi_query_attention"):
         n_kv_heads = 1
     else:
-        n_kv_heads = raw.get("n_kv_heads") if raw.get("n_kv_heads") is not None else n_heads
-    mlp = raw.get("mlp_hidden_size")
+        n_kv_heads = optional_int(raw, "n_kv_heads", n_heads)
+    mlp = optional_int(raw, "mlp_hidden_size", None)
     if mlp is None:
         mlp = require(raw, "mlp_ratio", int) * d_model
-    vocab = raw.get("embedding_size") or require(raw, "vocab_size", int)
-    if vocab < require(raw, "vocab_size", int):
-        raise CheckpointError(f"config.json: embedding_size ({vocab}) is smaller than vocab_size ({raw['vocab_size']})")
+    vocab_size = require(raw, "vocab_size", int)
+    vocab = optional_int(raw, "embedding_size", vocab_size)
+    if vocab is not None and vocab < vocab_size:
+        raise CheckpointError(f"config.json: embedding_size ({vocab}) is smaller than vocab_size ({vocab_size})")
     return build_config(
+        _LLADA_FILE_NAMES,
         vocab_size=vocab,
         hidden_size=d_model,
         num_layers=require(raw, "n_layers", int),
         num_heads=n_heads,
         num_kv_heads=n_kv_heads,
         intermediate_size=mlp,
-        rope_theta=float(raw.get("rope_theta", 10000.0)),
-        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-5)),
-        max_position_embeddings=raw.get("max_sequence_length", 4096),
+        rope_theta=number(raw, "rope_theta", 10000.0),
+        rms_norm_eps=number(raw, "rms_norm_eps", 1e-5),
+        max_position_embeddings=optional_int(raw, "max_sequence_length", 4096),
         qkv_bias=bool(raw.get("include_qkv_bias", False)),
         tie_word_embeddings=bool(raw.get("weight_tying", False)),
         attention="bidirectional",
@@ -66,6 +70,13 @@ def _llada_config_from_hf(raw: dict[str, Any]) -> ModelConfig:
         bos_token_id=optional_id(raw, "bos_token_id"),
         eot_token_id=LLADA_EOT_ID if vocab == LLADA_VOCAB else None,
     )
+
+
+# native field -> LLaDA config.json field, so that range errors name what is in the file
+_LLADA_FILE_NAMES = {
+    "vocab_size": "embedding_size", "hidden_size": "d_model", "num_layers": "n_layers", "num_heads": "n_heads",
+    "num_kv_heads": "n_kv_heads", "intermediate_size": "mlp_hidden_size", "max_position_embeddings": "max_sequence_length",
+}
 
 
 _LLADA_TEMPLATE: dict[str, Any] = {
@@ -134,15 +145,16 @@ def _dream_config_from_hf(raw: dict[str, Any]) -> ModelConfig:
     hidden = require(raw, "hidden_size", int)
     heads = require(raw, "num_attention_heads", int)
     return build_config(
+        _DREAM_FILE_NAMES,
         vocab_size=require(raw, "vocab_size", int),
         hidden_size=hidden,
         num_layers=require(raw, "num_hidden_layers", int),
         num_heads=heads,
-        num_kv_heads=raw.get("num_key_value_heads") or heads,
+        num_kv_heads=optional_int(raw, "num_key_value_heads", heads),
         intermediate_size=require(raw, "intermediate_size", int),
-        rope_theta=float(raw.get("rope_theta", 10000.0)),
-        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-        max_position_embeddings=raw.get("max_position_embeddings", 32768),
+        rope_theta=number(raw, "rope_theta", 10000.0),
+        rms_norm_eps=number(raw, "rms_norm_eps", 1e-6),
+        max_position_embeddings=optional_int(raw, "max_position_embeddings", 32768),
         qkv_bias=True,
         tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
         attention="bidirectional",
@@ -152,6 +164,11 @@ def _dream_config_from_hf(raw: dict[str, Any]) -> ModelConfig:
         pad_token_id=optional_id(raw, "pad_token_id"),
         bos_token_id=optional_id(raw, "bos_token_id"),
     )
+
+
+_DREAM_FILE_NAMES = {
+    "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads", "num_kv_heads": "num_key_value_heads",
+}
 
 
 _DREAM_TEMPLATE: dict[str, Any] = {

@@ -121,6 +121,29 @@ def write_tensors(
 ) -> list[str]:
     """Write ``model.safetensors``, or shards plus ``model.safetensors.index.json`` when the
     tensors exceed ``max_shard_bytes``. Returns the file names written."""
+    previous = _existing_weight_files(directory)
+    written = _write_weight_files(directory, tensors, max_shard_bytes)
+    # only after the new files are complete: drop files of the previous layout, so that a later
+    # load cannot pick up stale weights (model.safetensors wins over an index)
+    for stale in previous - set(written):
+        (directory / stale).unlink(missing_ok=True)
+    return written
+
+
+def _existing_weight_files(directory: Path) -> set[str]:
+    names = {SINGLE_WEIGHTS_FILE} if (directory / SINGLE_WEIGHTS_FILE).is_file() else set()
+    index = directory / SHARD_INDEX_FILE
+    if index.is_file():
+        names.add(SHARD_INDEX_FILE)
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+            names.update(v for v in weight_map.values() if isinstance(v, str) and "/" not in v)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass
+    return names
+
+
+def _write_weight_files(directory: Path, tensors: dict[str, torch.Tensor], max_shard_bytes: int | None) -> list[str]:
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     total = sum(t.numel() * t.element_size() for t in contiguous.values())
     metadata = {"format": "pt"}

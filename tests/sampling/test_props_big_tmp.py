@@ -1,0 +1,486 @@
+"""Property-based tests of the decoders (pytest + hypothesis) on tiny random models.
+
+Every decoder configuration is driven through ``unmask.generate`` with hypothesis-drawn prompts
+(left-padded batches included), seeds and valid parameter combinations. The properties:
+
+1. committed tokens never change and the prompt is never touched,
+2. masks never grow; ``commits_per_forward`` (and the callback's commit mask) is exactly the
+   per-row decrease in masks,
+3. no mask remains and each row commits exactly ``gen_length`` tokens,
+4. same seed, same output (stochastic settings too); different seeds do differ,
+5. a left-padded batch decodes, row by row, like each row alone (deterministic settings),
+6. ``nfe`` == number of ``on_step`` calls; LLaDA reference: ``nfe == steps``; threshold=1.0
+   commits one token per row per forward,
+7. cached decoding with threshold=1.0 keeps 1-3,
+8. invalid parameters raise ``ParamError`` naming the parameter.
+
+The tiny models never propose the mask id (its logit is pushed to -1e4): a random network
+would otherwise occasionally "commit" the mask token, which the decoders (like their references)
+allow; see ``test_model_that_predicts_the_mask_id`` for what happens then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import unmask
+from unmask.config import ModelConfig
+from unmask.model import DiffusionTransformer
+from unmask.sampling import ParamError
+
+torch.set_num_threads(1)
+
+VOCAB = 40
+MASK = 39
+EOS = 1
+PAD = 0
+TOKEN_IDS = st.integers(2, 38)
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FEW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# --------------------------------------------------------------------------------------------
+# tiny models
+
+
+def tiny(shift: bool = False, seed: int = 0, head_scale: float = 8.0, suppress_mask: bool = True) -> DiffusionTransformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64,
+        mask_token_id=MASK, eos_token_id=EOS, qkv_bias=shift, shift_logits=shift,
+    )
+    model = DiffusionTransformer(cfg).eval()
+    with torch.no_grad():
+        # peaky distributions: ties (and float-noise flips) between candidates become unlikely
+        model.lm_head.weight.mul_(head_scale)
+    if suppress_mask:
+        def no_mask(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            output = output.clone()
+            output[..., MASK] = -1e4
+            return output
+        model.lm_head.register_forward_hook(no_mask)
+    return model
+
+
+LLADA_MODEL = tiny(shift=False, seed=0)
+DREAM_MODEL = tiny(shift=True, seed=1)
+
+
+def model_for(family: str) -> DiffusionTransformer:
+    return DREAM_MODEL if family == "dream" else LLADA_MODEL
+
+
+# --------------------------------------------------------------------------------------------
+# parameter strategies: (family, strategy of keyword dicts). Every dict is a valid combination.
+
+
+@st.composite
+def blocks(draw: Any, block_lengths: list[int], max_blocks: int, min_spb: int = 1, extra_steps: int = 1) -> tuple[int, int, int]:
+    """(gen_length, block_length, steps): gen a multiple of block, steps a multiple of blocks."""
+    block_length = draw(st.sampled_from(block_lengths))
+    num_blocks = draw(st.integers(1, max_blocks))
+    steps_per_block = draw(st.integers(min_spb, max(min_spb, block_length + extra_steps)))
+    return block_length * num_blocks, block_length, steps_per_block * num_blocks
+
+
+@st.composite
+def llada_params(draw: Any, **fixed: Any) -> dict[str, Any]:
+    gen_length, block_length, steps = draw(blocks([1, 2, 4, 8], 3))
+    params: dict[str, Any] = dict(gen_length=gen_length, block_length=block_length, steps=steps)
+    for name, value in fixed.items():
+        params[name] = draw(value) if isinstance(value, st.SearchStrategy) else value
+    return params
+
+
+@st.composite
+def dream_params(draw: Any, **fixed: Any) -> dict[str, Any]:
+    max_new_tokens = draw(st.integers(1, 12))
+    steps = draw(st.integers(1, max_new_tokens + 3))
+    params: dict[str, Any] = dict(max_new_tokens=max_new_tokens, steps=steps)
+    for name, value in fixed.items():
+        params[name] = draw(value) if isinstance(value, st.SearchStrategy) else value
+    return params
+
+
+@st.composite
+def dream_threshold_params(draw: Any) -> dict[str, Any]:
+    """alg='confidence_threshold' (non-block): batch 1 and steps dividing the mask count."""
+    steps = draw(st.integers(1, 4))
+    max_new_tokens = steps * draw(st.integers(1, 4))
+    return dict(max_new_tokens=max_new_tokens, steps=steps, alg="confidence_threshold", temperature=0.0,
+                threshold=draw(st.sampled_from([0.3, 0.7, 0.95, 1.0])))
+
+
+@st.composite
+def dream_block_params(draw: Any, **fixed: Any) -> dict[str, Any]:
+    threshold_alg = fixed.get("alg") == "confidence_threshold"
+    max_new_tokens, block_length, steps = draw(blocks([2, 4], 3, min_spb=1 if threshold_alg else 2))
+    params: dict[str, Any] = dict(max_new_tokens=max_new_tokens, block_length=block_length, steps=steps)
+    for name, value in fixed.items():
+        params[name] = draw(value) if isinstance(value, st.SearchStrategy) else value
+    return params
+
+
+TEMPERATURE = st.sampled_from([0.5, 1.0, 2.0])
+THRESHOLD = st.sampled_from([0.3, 0.6, 0.9, 1.0])
+FACTOR = st.sampled_from([0.5, 1.0, 2.0])
+
+
+@dataclass(frozen=True)
+class Config:
+    family: str  # "llada" | "dream"
+    params: Callable[[], st.SearchStrategy]
+    batch_one: bool = False  # decoder only decodes one sequence at a time
+    stochastic: bool = False  # the seed matters
+
+
+CONFIGS: dict[str, Config] = {
+    # LLaDA reference
+    "llada_lowconf_t0": Config("llada", lambda: llada_params(temperature=0.0)),
+    "llada_lowconf_temp": Config("llada", lambda: llada_params(temperature=TEMPERATURE), stochastic=True),
+    "llada_random_t0": Config("llada", lambda: llada_params(remasking="random", temperature=0.0), stochastic=True),
+    "llada_random_temp": Config("llada", lambda: llada_params(remasking="random", temperature=TEMPERATURE), stochastic=True),
+    "llada_cfg": Config("llada", lambda: llada_params(cfg_scale=st.sampled_from([0.5, 1.0, 3.0]), temperature=st.sampled_from([0.0, 1.0])), stochastic=True),
+    # Fast-dLLM
+    "fast_threshold": Config("llada", lambda: llada_params(threshold=THRESHOLD)),
+    "fast_threshold_temp": Config("llada", lambda: llada_params(threshold=THRESHOLD, temperature=TEMPERATURE), stochastic=True),
+    "fast_factor": Config("llada", lambda: llada_params(factor=FACTOR)),
+    "fast_prefix_threshold": Config("llada", lambda: llada_params(threshold=THRESHOLD, cache="prefix")),
+    "fast_dual_threshold": Config("llada", lambda: llada_params(threshold=THRESHOLD, cache="dual")),
+    "fast_prefix_threshold1": Config("llada", lambda: llada_params(threshold=1.0, cache="prefix")),
+    "fast_dual_threshold1": Config("llada", lambda: llada_params(threshold=1.0, cache="dual")),
+    "fast_prefix_fixed": Config("llada", lambda: llada_params(cache="prefix")),
+    "fast_dual_factor": Config("llada", lambda: llada_params(factor=FACTOR, cache="dual")),
+    "fast_dual_random_temp": Config("llada", lambda: llada_params(cache="dual", threshold=THRESHOLD, remasking="random", temperature=TEMPERATURE), stochastic=True),
+    # Dream reference
+    "dream_maskgit_t0": Config("dream", lambda: dream_params(alg="maskgit_plus", temperature=0.0)),
+    "dream_maskgit_temp": Config("dream", lambda: dream_params(alg="maskgit_plus", temperature=TEMPERATURE, top_p=st.sampled_from([None, 0.9, 1.0]), top_k=st.sampled_from([None, 5, 50])), stochastic=True),
+    "dream_margin_t0": Config("dream", lambda: dream_params(alg="topk_margin", temperature=0.0)),
+    "dream_margin_temp": Config("dream", lambda: dream_params(alg="topk_margin", temperature=TEMPERATURE), stochastic=True),
+    "dream_entropy_t0": Config("dream", lambda: dream_params(alg="entropy", temperature=0.0)),
+    "dream_entropy_temp": Config("dream", lambda: dream_params(alg="entropy", temperature=TEMPERATURE), stochastic=True),
+    "dream_origin_t0": Config("dream", lambda: dream_params(alg="origin", temperature=0.0), stochastic=True),
+    "dream_origin_temp": Config("dream", lambda: dream_params(alg="origin", temperature=TEMPERATURE), stochastic=True),
+    "dream_alg_temp": Config("dream", lambda: dream_params(alg=st.sampled_from(["maskgit_plus", "topk_margin", "entropy"]), temperature=0.0, alg_temp=st.sampled_from([0.1, 0.5, 1.0])), stochastic=True),
+    "dream_conf_threshold": Config("dream", dream_threshold_params, batch_one=True),
+    # Fast-dLLM Dream block decoder
+    "dream_block_prefix": Config("dream", lambda: dream_block_params(alg="entropy", temperature=0.0, dual_cache=False)),
+    "dream_block_dual": Config("dream", lambda: dream_block_params(alg="entropy", temperature=0.0, dual_cache=True)),
+    "dream_block_prefix_temp": Config("dream", lambda: dream_block_params(alg="maskgit_plus", temperature=TEMPERATURE, dual_cache=False), stochastic=True),
+    "dream_block_threshold_prefix": Config("dream", lambda: dream_block_params(alg="confidence_threshold", threshold=THRESHOLD, temperature=0.0, dual_cache=False)),
+    "dream_block_threshold_dual": Config("dream", lambda: dream_block_params(alg="confidence_threshold", threshold=THRESHOLD, temperature=0.0, dual_cache=True)),
+}
+
+STOCHASTIC = [name for name, config in CONFIGS.items() if config.stochastic]
+
+
+def gen_length(params: dict[str, Any]) -> int:
+    return params["max_new_tokens"] if "max_new_tokens" in params else params["gen_length"]
+
+
+# --------------------------------------------------------------------------------------------
+# prompts
+
+
+@st.composite
+def prompt_rows(draw: Any, min_rows: int = 1, max_rows: int = 2) -> list[list[int]]:
+    rows = draw(st.integers(min_rows, max_rows))
+    return [draw(st.lists(TOKEN_IDS, min_size=1, max_size=8)) for _ in range(rows)]
+
+
+def left_pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[B, P] ids left-padded with PAD and the attention mask (None when no row is padded)."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, row in enumerate(rows):
+        ids[b, width - len(row):] = torch.tensor(row)
+        mask[b, width - len(row):] = 1
+    return ids, (None if bool(mask.all()) else mask)
+
+
+# --------------------------------------------------------------------------------------------
+# running with a trace
+
+
+@dataclass
+class Trace:
+    indices: list[int] = field(default_factory=list)
+    canvases: list[torch.Tensor] = field(default_factory=list)
+    commits: list[torch.Tensor] = field(default_factory=list)
+
+    def __call__(self, index: int, canvas: torch.Tensor, commit: torch.Tensor) -> None:
+        self.indices.append(index)
+        self.canvases.append(canvas.detach().clone())
+        self.commits.append(commit.detach().clone())
+
+
+def run(config: Config, rows: list[list[int]], params: dict[str, Any], seed: int) -> tuple[Any, Trace, torch.Tensor]:
+    ids, mask = left_pad(rows)
+    trace = Trace()
+    out = unmask.generate(model_for(config.family), ids, attention_mask=mask, seed=seed, on_step=trace, **params)
+    return out, trace, ids
+
+
+def initial_canvas(ids: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.cat((ids, torch.full((ids.shape[0], length), MASK, dtype=torch.long)), dim=1)
+
+
+@st.composite
+def case(draw: Any, config: Config) -> tuple[list[list[int]], dict[str, Any], int]:
+    rows = draw(prompt_rows(max_rows=1 if config.batch_one else 2))
+    params = draw(config.params())
+    seed = draw(st.integers(0, 2**32 - 1))
+    return rows, params, seed
+
+
+# --------------------------------------------------------------------------------------------
+# 1-3, 6 (nfe == on_step calls), 7: invariants of the trace, for every configuration
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@FAST
+@given(data=st.data())
+def test_committed_tokens_never_change(name: str, data: st.DataObject) -> None:
+    config = CONFIGS[name]
+    rows, params, seed = data.draw(case(config))
+    out, trace, ids = run(config, rows, params, seed)
+    prompt_length = ids.shape[1]
+    previous = initial_canvas(ids, gen_length(params))
+    for canvas in trace.canvases:
+        assert canvas.shape == previous.shape
+        assert torch.equal(canvas[:, :prompt_length], ids), "the prompt (and its padding) changed"
+        settled = previous != MASK
+        assert torch.equal(canvas[settled], previous[settled]), "a committed token changed"
+        previous = canvas
+    assert torch.equal(out.sequences, previous)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@FAST
+@given(data=st.data())
+def test_masks_shrink_by_the_reported_commits(name: str, data: st.DataObject) -> None:
+    config = CONFIGS[name]
+    rows, params, seed = data.draw(case(config))
+    out, trace, ids = run(config, rows, params, seed)
+    assert len(out.commits_per_forward) == len(trace.canvases)
+    previous = initial_canvas(ids, gen_length(params))
+    for counts, canvas, commit in zip(out.commits_per_forward, trace.canvases, trace.commits):
+        before = (previous == MASK).sum(dim=1)
+        after = (canvas == MASK).sum(dim=1)
+        assert bool((after <= before).all()), "masks grew"
+        assert counts == (before - after).tolist()
+        # the callback's commit mask is exactly the set of positions unmasked by this forward
+        assert torch.equal(commit, (previous == MASK) & (canvas != MASK))
+        previous = canvas
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@FAST
+@given(data=st.data())
+def test_everything_is_committed(name: str, data: st.DataObject) -> None:
+    config = CONFIGS[name]
+    rows, params, seed = data.draw(case(config))
+    out, trace, ids = run(config, rows, params, seed)
+    length = gen_length(params)
+    assert tuple(out.tokens.shape) == (len(rows), length)
+    assert not bool((out.tokens == MASK).any()), "masks remain"
+    assert bool(((out.tokens >= 0) & (out.tokens < VOCAB)).all())
+    assert torch.equal(out.sequences[:, ids.shape[1]:], out.tokens)
+    per_row = [sum(counts[b] for counts in out.commits_per_forward) for b in range(len(rows))]
+    assert per_row == [length] * len(rows)
+    # 6. one on_step call per forward, indexed 0..nfe-1
+    assert out.nfe == len(trace.indices) == len(out.commits_per_forward)
+    assert trace.indices == list(range(out.nfe))
+
+
+# --------------------------------------------------------------------------------------------
+# 4. seeds
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@FEW
+@given(data=st.data())
+def test_same_seed_same_output(name: str, data: st.DataObject) -> None:
+    config = CONFIGS[name]
+    rows, params, seed = data.draw(case(config))
+    first, _, _ = run(config, rows, params, seed)
+    second, _, _ = run(config, rows, params, seed)
+    assert torch.equal(first.tokens, second.tokens)
+    assert first.nfe == second.nfe
+    assert first.commits_per_forward == second.commits_per_forward
+
+
+DIVERSE = {
+    "llada_lowconf_temp": dict(gen_length=8, block_length=4, steps=8, temperature=2.0),
+    "llada_random_temp": dict(gen_length=8, block_length=8, steps=4, remasking="random", temperature=2.0),
+    "fast_threshold_temp": dict(gen_length=8, block_length=4, threshold=0.9, temperature=2.0),
+    "fast_dual_random_temp": dict(gen_length=8, block_length=4, threshold=0.9, cache="dual", remasking="random", temperature=2.0),
+    "dream_maskgit_temp": dict(max_new_tokens=8, steps=8, alg="maskgit_plus", temperature=2.0, top_k=None),
+    "dream_origin_temp": dict(max_new_tokens=8, steps=8, alg="origin", temperature=2.0, top_k=None),
+    "dream_block_temp": dict(max_new_tokens=8, block_length=4, steps=4, alg="entropy", temperature=2.0, top_k=None),
+}
+
+
+@pytest.mark.parametrize("name", list(DIVERSE))
+@FEW
+@given(rows=prompt_rows(max_rows=1), base=st.integers(0, 2**32 - 8))
+def test_different_seeds_differ(name: str, rows: list[list[int]], base: int) -> None:
+    params = DIVERSE[name]
+    model = DREAM_MODEL if "max_new_tokens" in params else LLADA_MODEL
+    outputs = {tuple(unmask.generate(model, rows, seed=base + k, **params).tokens[0].tolist()) for k in range(6)}
+    assert len(outputs) > 1, "six seeds gave the same output at temperature 2"
+
+
+# --------------------------------------------------------------------------------------------
+# 5. a left-padded batch decodes row by row like each row alone
+
+
+BATCH_CONFIGS: dict[str, tuple[str, Callable[[], st.SearchStrategy]]] = {
+    "llada_lowconf_t0": ("llada", lambda: llada_params(temperature=0.0)),
+    "fast_threshold": ("llada", lambda: llada_params(threshold=THRESHOLD)),
+    "fast_prefix_threshold": ("llada", lambda: llada_params(threshold=THRESHOLD, cache="prefix")),
+    "fast_dual_threshold": ("llada", lambda: llada_params(threshold=THRESHOLD, cache="dual")),
+    "fast_factor": ("llada", lambda: llada_params(factor=FACTOR)),
+    "fast_prefix_fixed": ("llada", lambda: llada_params(cache="prefix")),
+    "llada_cfg_t0": ("llada", lambda: llada_params(cfg_scale=1.0, temperature=0.0)),
+    "dream_maskgit_t0": ("dream", lambda: dream_params(alg="maskgit_plus", temperature=0.0)),
+    "dream_entropy_t0": ("dream", lambda: dream_params(alg="entropy", temperature=0.0)),
+    "dream_block_prefix": ("dream", lambda: dream_block_params(alg="entropy", temperature=0.0, dual_cache=False)),
+    "dream_block_dual": ("dream", lambda: dream_block_params(alg="entropy", temperature=0.0, dual_cache=True)),
+}
+
+
+@pytest.mark.parametrize("name", list(BATCH_CONFIGS))
+@FAST
+@given(data=st.data())
+def test_padded_batch_matches_rows_alone(name: str, data: st.DataObject) -> None:
+    family, strategy = BATCH_CONFIGS[name]
+    model = model_for(family)
+    rows = data.draw(st.lists(st.lists(TOKEN_IDS, min_size=1, max_size=8), min_size=2, max_size=3))
+    assume(len({len(row) for row in rows}) > 1)
+    params = data.draw(strategy())
+    ids, mask = left_pad(rows)
+    assert mask is not None
+    batch = unmask.generate(model, ids, attention_mask=mask, seed=0, **params)
+    for b, row in enumerate(rows):
+        alone = unmask.generate(model, [row], seed=0, **params)
+        assert batch.tokens[b].tolist() == alone.tokens[0].tolist(), f"row {b} (prompt length {len(row)})"
+
+
+# --------------------------------------------------------------------------------------------
+# 6. forward counts
+
+
+@FAST
+@given(rows=prompt_rows(), params=llada_params(remasking=st.sampled_from(["low_confidence", "random"]),
+                                               temperature=st.sampled_from([0.0, 1.0]),
+                                               cfg_scale=st.sampled_from([0.0, 1.0])), seed=st.integers(0, 2**32 - 1))
+def test_llada_reference_nfe_is_steps(rows: list[list[int]], params: dict[str, Any], seed: int) -> None:
+    out, trace, _ = run(CONFIGS["llada_lowconf_t0"], rows, params, seed)
+    assert out.nfe == params["steps"] == len(trace.indices)
+
+
+@pytest.mark.parametrize("cache", [None, "prefix", "dual"])
+@FAST
+@given(rows=prompt_rows(max_rows=3), params=llada_params(threshold=1.0), seed=st.integers(0, 2**32 - 1))
+def test_threshold_one_commits_one_token_per_forward(cache: str | None, rows: list[list[int]], params: dict[str, Any], seed: int) -> None:
+    params = dict(params, cache=cache)
+    out, trace, _ = run(CONFIGS["fast_threshold"], rows, params, seed)
+    # only the top-1 passes unless some probability is exactly 1.0 (never with this head)
+    assert out.nfe == params["gen_length"] == len(trace.indices)
+    assert all(counts == [1] * len(rows) for counts in out.commits_per_forward)
+
+
+@pytest.mark.parametrize("dual_cache", [False, True])
+@FAST
+@given(rows=prompt_rows(max_rows=3), params=dream_block_params(alg="confidence_threshold", threshold=1.0, temperature=0.0),
+       seed=st.integers(0, 2**32 - 1))
+def test_dream_block_threshold_one_commits_one_token_per_forward(dual_cache: bool, rows: list[list[int]], params: dict[str, Any], seed: int) -> None:
+    params = dict(params, dual_cache=dual_cache)
+    out, trace, _ = run(CONFIGS["dream_block_prefix"], rows, params, seed)
+    assert out.nfe == params["max_new_tokens"] == len(trace.indices)
+    assert all(counts == [1] * len(rows) for counts in out.commits_per_forward)
+
+
+@FAST
+@given(rows=prompt_rows(), params=dream_params(alg=st.sampled_from(["origin", "maskgit_plus", "topk_margin", "entropy"]),
+                                               temperature=st.sampled_from([0.0, 1.0])), seed=st.integers(0, 2**32 - 1))
+def test_dream_reference_nfe_is_steps(rows: list[list[int]], params: dict[str, Any], seed: int) -> None:
+    out, trace, _ = run(CONFIGS["dream_maskgit_t0"], rows, params, seed)
+    assert out.nfe == params["steps"] == len(trace.indices)
+
+
+# --------------------------------------------------------------------------------------------
+# 8. invalid parameters
+
+
+LLADA_ERRORS = [
+    pytest.param(dict(gen_length=10, block_length=4, steps=10), "block_length", id="gen_not_multiple_of_block"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=3), "steps", id="steps_not_multiple_of_blocks"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, remasking="foo"), "remasking", id="remasking_foo"),
+    pytest.param(dict(gen_length=8, block_length=4, threshold=1.5), "threshold", id="threshold_1.5"),
+    pytest.param(dict(gen_length=8, block_length=4, threshold=0.0), "threshold", id="threshold_0"),
+    pytest.param(dict(gen_length=8, block_length=4, factor=-1.0), "factor", id="factor_negative"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, alg="entropy"), "alg", id="dream_keyword_alg"),
+    pytest.param(dict(max_new_tokens=8), "max_new_tokens", id="dream_keyword_max_new_tokens"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, temperature=-0.5), "temperature", id="negative_temperature"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, cfg_scale=-1.0), "cfg_scale", id="negative_cfg_scale"),
+    pytest.param(dict(gen_length=8, block_length=4, cache="full"), "cache", id="cache_full"),
+    pytest.param(dict(gen_length=8, block_length=4, threshold=0.9, factor=1.0), "factor", id="threshold_and_factor"),
+    pytest.param(dict(gen_length=8, block_length=4, threshold=0.9, cfg_scale=1.0), "cfg_scale", id="cfg_with_fastdllm"),
+    pytest.param(dict(gen_length=0, block_length=4, steps=8), "gen_length", id="gen_length_zero"),
+    pytest.param(dict(gen_length=8.0, block_length=4, steps=8), "gen_length", id="gen_length_float"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=True), "steps", id="steps_bool"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, mask_id=VOCAB), "mask_id", id="mask_id_outside_vocab"),
+    pytest.param(dict(gen_length=8, block_length=4, threshold=float("nan")), "threshold", id="threshold_nan"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, temperature=float("nan")), "temperature", id="temperature_nan"),
+    pytest.param(dict(gen_length=8, block_length=4, steps=8, temperature="1.0"), "temperature", id="temperature_str"),
+    pytest.param(dict(gen_length=8, block_length=4, threshold="0.9"), "threshold", id="threshold_str"),
+    pytest.param(dict(gen_length=8, block_length=4, factor="1.0"), "factor", id="factor_str"),
+]
+
+DREAM_ERRORS = [
+    pytest.param(dict(max_new_tokens=8, steps=8, top_k=0), "top_k", id="top_k_zero"),
+    pytest.param(dict(max_new_tokens=8, steps=8, top_k=2.5), "top_k", id="top_k_float"),
+    pytest.param(dict(max_new_tokens=8, steps=8, top_p=0.0), "top_p", id="top_p_zero"),
+    pytest.param(dict(max_new_tokens=8, steps=8, temperature=-1.0), "temperature", id="negative_temperature"),
+    pytest.param(dict(max_new_tokens=8, steps=8, alg="foo"), "alg", id="alg_foo"),
+    pytest.param(dict(max_new_tokens=8, steps=8, alg_temp=-0.1), "alg_temp", id="negative_alg_temp"),
+    pytest.param(dict(max_new_tokens=8, steps=8, eps=0.0), "eps", id="eps_zero"),
+    pytest.param(dict(max_new_tokens=8, steps=8, threshold=1.5), "threshold", id="threshold_1.5"),
+    pytest.param(dict(max_new_tokens=10, steps=8, block_length=4), "block_length", id="tokens_not_multiple_of_block"),
+    pytest.param(dict(max_new_tokens=8, steps=3, block_length=4), "steps", id="steps_not_multiple_of_blocks"),
+    pytest.param(dict(max_new_tokens=8, steps=2, block_length=4, alg="entropy"), "steps", id="block_one_step_per_block"),
+    pytest.param(dict(gen_length=8, steps=8), "gen_length", id="llada_keyword_gen_length"),
+    pytest.param(dict(max_new_tokens=8, steps=8, remasking="random"), "remasking", id="llada_keyword_remasking"),
+    pytest.param(dict(max_new_tokens=0, steps=8), "max_new_tokens", id="max_new_tokens_zero"),
+    pytest.param(dict(max_new_tokens=8, steps=3, alg="confidence_threshold"), "steps", id="conf_threshold_steps_not_dividing"),
+    pytest.param(dict(max_new_tokens=8, steps=8, alg_temp=float("nan")), "alg_temp", id="alg_temp_nan"),
+    pytest.param(dict(max_new_tokens=8, steps=8, alg_temp="0.5"), "alg_temp", id="alg_temp_str"),
+    pytest.param(dict(max_new_tokens=8, steps=8, top_p="0.9"), "top_p", id="top_p_str"),
+    pytest.param(dict(max_new_tokens=8, steps=8, eps="0.001"), "eps", id="eps_str"),
+]
+
+
+@pytest.mark.parametrize("params, name", LLADA_ERRORS)
+def test_invalid_llada_params_raise_param_error(params: dict[str, Any], name: str) -> None:
+    with pytest.raises(ParamError, match=name):
+        unmask.generate(LLADA_MODEL, [5, 6, 7], seed=0, **params)
+
+
+@pytest.mark.parametrize("params, name", DREAM_ERRORS)
+def test_invalid_dream_params_raise_param_error(params: dict[str, Any], name: str) -> None:
+    with pytest.raises(ParamError, match=name):
+        unmask.generate(DREAM_MODEL, [5, 6, 7], seed=0, **params)
+
+
+def test_param_error_is_a_value_error() -> None:
+    assert issubclass(ParamError, ValueError)
