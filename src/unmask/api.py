@@ -72,15 +72,23 @@ def generate(
     if generator is None:
         generator = torch.Generator(device=model.device)
         generator.manual_seed(seed if seed is not None else secrets.randbits(63))
+    given = prompt
     if decoding_family(model) == "dream":
         dream = resolve(DreamParams, params, model.generation_config)
         mask_id = _mask_id(model, None)
-        decode = dream_block_generate if dream.block_length is not None else dream_generate
-        return decode(model, prompt, dream, mask_id, attention_mask=mask, generator=generator, callback=on_step)
-    llada = resolve(LLaDAParams, params, model.generation_config)
-    llada = _with_mask_id(llada, _mask_id(model, llada.mask_id))
-    decode = fastdllm_generate if llada.uses_fastdllm else llada_generate
-    return decode(model, prompt, llada, attention_mask=mask, generator=generator, callback=on_step)
+        decode_dream = dream_block_generate if dream.block_length is not None else dream_generate
+        prompt = _pads_without_mask_id(prompt, mask, mask_id, model)
+        out = decode_dream(model, prompt, dream, mask_id, attention_mask=mask, generator=generator, callback=on_step)
+    else:
+        llada = resolve(LLaDAParams, params, model.generation_config)
+        llada = _with_mask_id(llada, _mask_id(model, llada.mask_id))
+        decode_llada = fastdllm_generate if llada.uses_fastdllm else llada_generate
+        prompt = _pads_without_mask_id(prompt, mask, llada.mask_id, model)
+        out = decode_llada(model, prompt, llada, attention_mask=mask, generator=generator, callback=on_step)
+    # the prompt exactly as given (pads included); plain tensors, usable outside inference mode
+    out.sequences = torch.cat((given, out.sequences[:, given.shape[1]:]), dim=1)
+    out.tokens = out.tokens.clone()
+    return out
 
 
 def _mask_id(model: DiffusionTransformer, given: int | None) -> int:
@@ -90,6 +98,21 @@ def _mask_id(model: DiffusionTransformer, given: int | None) -> int:
     if not 0 <= mask_id < model.config.vocab_size:
         raise ParamError(f"mask_id {mask_id} is outside the vocabulary (size {model.config.vocab_size})")
     return mask_id
+
+
+def _pads_without_mask_id(prompt: Tensor, mask: Tensor | None, mask_id: int, model: DiffusionTransformer) -> Tensor:
+    """Pads are never attended, so their id is irrelevant, unless it is the mask id: then the
+    decoders would count and fill them. Such pads get another id while decoding (the pad id,
+    or any non-mask id); ``generate`` puts the given ids back into ``sequences``."""
+    if mask is None:
+        return prompt
+    stuck = (mask == 0) & (prompt == mask_id)
+    if not bool(stuck.any()):
+        return prompt
+    substitute = model.config.pad_token_id
+    if substitute is None or substitute == mask_id:
+        substitute = 0 if mask_id != 0 else 1
+    return prompt.masked_fill(stuck, substitute)
 
 
 def _with_mask_id(params: LLaDAParams, mask_id: int) -> LLaDAParams:

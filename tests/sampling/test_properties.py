@@ -42,7 +42,7 @@ EOS = 1
 PAD = 0
 TOKEN_IDS = st.integers(2, 38)
 
-FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FEW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -195,10 +195,10 @@ def prompt_rows(draw: Any, min_rows: int = 1, max_rows: int = 2) -> list[list[in
     return [draw(st.lists(TOKEN_IDS, min_size=1, max_size=8)) for _ in range(rows)]
 
 
-def left_pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """[B, P] ids left-padded with PAD and the attention mask (None when no row is padded)."""
+def left_pad(rows: list[list[int]], pad: int = PAD) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[B, P] ids left-padded with ``pad`` and the attention mask (None when no row is padded)."""
     width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for b, row in enumerate(rows):
         ids[b, width - len(row):] = torch.tensor(row)
@@ -318,6 +318,28 @@ def test_same_seed_same_output(name: str, data: st.DataObject) -> None:
     assert first.commits_per_forward == second.commits_per_forward
 
 
+@pytest.mark.parametrize("name", STOCHASTIC)
+@FEW
+@given(data=st.data())
+def test_seed_is_a_private_generator(name: str, data: st.DataObject) -> None:
+    """``seed=s`` decodes exactly like ``generator=torch.Generator().manual_seed(s)``, and
+    decoding does not read or advance torch's global RNG."""
+    config = CONFIGS[name]
+    rows, params, seed = data.draw(case(config))
+    ids, mask = left_pad(rows)
+    model = model_for(config.family)
+    torch.manual_seed(1234)
+    seeded = unmask.generate(model, ids, attention_mask=mask, seed=seed, **params)
+    after = torch.rand(1)
+    torch.manual_seed(4321)  # a different global state must not change anything
+    generator = torch.Generator().manual_seed(seed)
+    explicit = unmask.generate(model, ids, attention_mask=mask, generator=generator, **params)
+    torch.manual_seed(1234)
+    assert torch.equal(torch.rand(1), after), "decoding consumed the global RNG"
+    assert torch.equal(seeded.tokens, explicit.tokens)
+    assert seeded.nfe == explicit.nfe
+
+
 DIVERSE = {
     "llada_lowconf_temp": dict(gen_length=8, block_length=4, steps=8, temperature=2.0),
     "llada_random_temp": dict(gen_length=8, block_length=8, steps=4, remasking="random", temperature=2.0),
@@ -367,9 +389,11 @@ def test_padded_batch_matches_rows_alone(name: str, data: st.DataObject) -> None
     rows = data.draw(st.lists(st.lists(TOKEN_IDS, min_size=1, max_size=8), min_size=2, max_size=3))
     assume(len({len(row) for row in rows}) > 1)
     params = data.draw(strategy())
-    ids, mask = left_pad(rows)
+    pad = data.draw(st.integers(0, MASK - 1), label="pad id")  # the pads' value must not matter
+    ids, mask = left_pad(rows, pad)
     assert mask is not None
     batch = unmask.generate(model, ids, attention_mask=mask, seed=0, **params)
+    assert torch.equal(batch.sequences[:, : ids.shape[1]], ids), "the padded prompt changed"
     for b, row in enumerate(rows):
         alone = unmask.generate(model, [row], seed=0, **params)
         assert batch.tokens[b].tolist() == alone.tokens[0].tolist(), f"row {b} (prompt length {len(row)})"
@@ -422,6 +446,7 @@ def test_dream_reference_nfe_is_steps(rows: list[list[int]], params: dict[str, A
 # 8. invalid parameters
 
 
+
 LLADA_ERRORS = [
     pytest.param(dict(gen_length=10, block_length=4, steps=10), "block_length", id="gen_not_multiple_of_block"),
     pytest.param(dict(gen_length=8, block_length=4, steps=3), "steps", id="steps_not_multiple_of_blocks"),
@@ -463,10 +488,11 @@ DREAM_ERRORS = [
     pytest.param(dict(max_new_tokens=8, steps=8, remasking="random"), "remasking", id="llada_keyword_remasking"),
     pytest.param(dict(max_new_tokens=0, steps=8), "max_new_tokens", id="max_new_tokens_zero"),
     pytest.param(dict(max_new_tokens=8, steps=3, alg="confidence_threshold"), "steps", id="conf_threshold_steps_not_dividing"),
-    pytest.param(dict(max_new_tokens=8, steps=8, alg_temp=float("nan")), "alg_temp", id="alg_temp_nan"),
+    pytest.param(dict(max_new_tokens=8, steps=8, alg="maskgit_plus", alg_temp=float("nan")), "alg_temp", id="alg_temp_nan"),
     pytest.param(dict(max_new_tokens=8, steps=8, alg_temp="0.5"), "alg_temp", id="alg_temp_str"),
     pytest.param(dict(max_new_tokens=8, steps=8, top_p="0.9"), "top_p", id="top_p_str"),
     pytest.param(dict(max_new_tokens=8, steps=8, eps="0.001"), "eps", id="eps_str"),
+    pytest.param(dict(max_new_tokens=8, steps=8, block_length=4, dual_cache="no"), "dual_cache", id="dual_cache_str"),
 ]
 
 
@@ -482,5 +508,86 @@ def test_invalid_dream_params_raise_param_error(params: dict[str, Any], name: st
         unmask.generate(DREAM_MODEL, [5, 6, 7], seed=0, **params)
 
 
+def test_dream_confidence_threshold_rejects_batches() -> None:
+    with pytest.raises(ParamError, match="confidence_threshold"):
+        unmask.generate(DREAM_MODEL, [[5, 6, 7], [8, 9, 10]], seed=0, max_new_tokens=4, steps=4, alg="confidence_threshold")
+
+
 def test_param_error_is_a_value_error() -> None:
     assert issubclass(ParamError, ValueError)
+
+
+# --------------------------------------------------------------------------------------------
+# edge cases found while writing the properties above
+
+
+PAD_IS_MASK = {
+    "llada_reference": ("llada", dict(gen_length=4, steps=4, block_length=2, temperature=0.0)),
+    "llada_cfg": ("llada", dict(gen_length=4, steps=4, block_length=2, cfg_scale=1.0)),
+    "fast_threshold": ("llada", dict(gen_length=4, block_length=2, threshold=0.9)),
+    "fast_factor": ("llada", dict(gen_length=4, block_length=2, factor=1.0)),
+    "fast_prefix_threshold": ("llada", dict(gen_length=4, block_length=2, threshold=0.9, cache="prefix")),
+    "fast_dual_threshold": ("llada", dict(gen_length=4, block_length=2, threshold=0.9, cache="dual")),
+    "dream_maskgit": ("dream", dict(max_new_tokens=4, steps=4, alg="maskgit_plus", temperature=0.0)),
+    "dream_block": ("dream", dict(max_new_tokens=4, steps=4, block_length=2, alg="entropy", temperature=0.0)),
+}
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name) for name in PAD_IS_MASK]
+)
+def test_pads_holding_the_mask_id(name: str) -> None:
+    """Pads (attention_mask 0) are never written, whatever their id, or the call is refused."""
+    family, params = PAD_IS_MASK[name]
+    model = model_for(family)
+    for rows in ([[2], [2, 2]], [[5, 6], [3, 4, 5, 6, 7, 8, 9, 10]], [[7], [8, 9, 10, 11, 12]], [[20, 21, 22], [30]]):
+        ids, mask = left_pad(rows, pad=MASK)
+        try:
+            batch = unmask.generate(model, ids, attention_mask=mask, seed=0, **params)
+        except ParamError:
+            continue  # refusing is fine too
+        assert torch.equal(batch.sequences[:, : ids.shape[1]], ids), f"pads overwritten: {batch.sequences.tolist()}"
+        for b, row in enumerate(rows):
+            assert batch.tokens[b].tolist() == unmask.generate(model, [row], seed=0, **params).tokens[0].tolist()
+
+
+class NoTermination(Exception):
+    pass
+
+
+def mask_loving_model(shift: bool) -> DiffusionTransformer:
+    """A model whose argmax is always the mask id (an untrained or broken checkpoint)."""
+    model = tiny(shift=shift, seed=3, suppress_mask=False)
+
+    def favour_mask(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        output = output.clone()
+        output[..., MASK] += 100.0
+        return output
+
+    model.lm_head.register_forward_hook(favour_mask)
+    return model
+
+
+def stop_after(forwards: int) -> Callable[[int, torch.Tensor, torch.Tensor], None]:
+    def callback(index: int, canvas: torch.Tensor, commit: torch.Tensor) -> None:
+        if index >= forwards:
+            raise NoTermination(f"still decoding after {forwards} forwards")
+    return callback
+
+
+
+@pytest.mark.parametrize("family, params", [
+    pytest.param("llada", dict(gen_length=4, steps=4, block_length=2), id="llada_reference"),
+    pytest.param("dream", dict(max_new_tokens=4, steps=4, alg="maskgit_plus", temperature=0.0), id="dream_reference"),
+    pytest.param("llada", dict(gen_length=4, block_length=2, threshold=0.9), id="fast_threshold"),
+    pytest.param("llada", dict(gen_length=4, steps=4, block_length=2, cache="prefix"), id="fast_prefix_fixed"),
+    pytest.param("dream", dict(max_new_tokens=4, steps=4, block_length=2, alg="entropy", temperature=0.0), id="dream_block"),
+])
+def test_model_that_predicts_the_mask_id(family: str, params: dict[str, Any]) -> None:
+    """Decoding terminates in a bounded number of forwards even if the model keeps proposing the mask id.
+
+    (The reference decoders do: they run exactly ``steps`` forwards; their output then holds mask ids,
+    as in LLaDA's and Dream's own code.)
+    """
+    model = mask_loving_model(family == "dream")
+    out = unmask.generate(model, [5, 6, 7], seed=0, on_step=stop_after(100), **params)
+    assert out.nfe <= 100

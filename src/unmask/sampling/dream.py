@@ -29,14 +29,14 @@ from unmask.sampling.scoring import filtered_probs, margin_confidence, negative_
 
 
 def score_masked(
-    logits: Tensor, masked: Tensor, params: DreamParams, score: str, generator: torch.Generator | None
+    logits: Tensor, masked: Tensor, params: DreamParams, score: str, generator: torch.Generator | None, mask_id: int
 ) -> tuple[Tensor, Tensor]:
     """Proposals and confidences of the masked positions: ([B, L] full-width confidence, proposals).
 
     Non-masked positions get confidence -inf (in the logits' dtype) and proposal ``-1``.
     """
     probs = filtered_probs(logits[masked], params.temperature, params.top_p, params.top_k)
-    confidence, tokens = pick_tokens(probs, params.temperature, generator)
+    confidence, tokens = pick_tokens(probs, params.temperature, generator, mask_id)
     if score == "margin":
         confidence = margin_confidence(probs)
     elif score == "entropy":
@@ -92,9 +92,9 @@ def dream_generate(
         logits = shift_right(model(canvas, attention_mask=canvas_mask))
         recorder.forward_done()
         if params.alg == "origin":
-            commit, proposals = _origin_step(logits, masked, params, timesteps, step, last, generator)
+            commit, proposals = _origin_step(logits, masked, params, timesteps, step, last, generator, mask_id)
         else:
-            confidence, proposals = score_masked(logits, masked, params, _SCORES[params.alg], generator)
+            confidence, proposals = score_masked(logits, masked, params, _SCORES[params.alg], generator, mask_id)
             quota = dream_quota(masked.sum(), batch, timesteps, step, last)
             commit = commit_quota(confidence, masked, quota, params.alg_temp, generator)
         canvas = torch.where(commit, proposals, canvas)
@@ -104,7 +104,7 @@ def dream_generate(
 
 def _origin_step(
     logits: Tensor, masked: Tensor, params: DreamParams, timesteps: Tensor, step: int, last: int,
-    generator: torch.Generator | None,
+    generator: torch.Generator | None, mask_id: int,
 ) -> tuple[Tensor, Tensor]:
     """Dream ``origin``: every masked position moves with probability 1 - s/t (1 at the last step)."""
     if step < last:
@@ -115,7 +115,7 @@ def _origin_step(
     moving = torch.zeros_like(masked)
     moving[masked] = draws < move_probability
     probs = filtered_probs(logits[moving], params.temperature, params.top_p, params.top_k)
-    _, tokens = pick_tokens(probs, params.temperature, generator)
+    _, tokens = pick_tokens(probs, params.temperature, generator, mask_id)
     proposals = torch.full(masked.shape, -1, dtype=torch.long, device=logits.device)
     proposals[moving] = tokens
     return moving, proposals
@@ -140,7 +140,7 @@ def _confidence_threshold(
         masked = canvas == mask_id
         logits = shift_right(model(canvas, attention_mask=canvas_mask))
         recorder.forward_done()
-        confidence, proposals = score_masked(logits, masked, params, "probability", generator)
+        confidence, proposals = score_masked(logits, masked, params, "probability", generator, mask_id)
         quota, carry = base_quota + carry, 0
         values, order = torch.topk(confidence[0], min(quota, confidence.shape[1]))
         commit = torch.zeros_like(masked)

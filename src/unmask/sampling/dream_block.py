@@ -55,7 +55,7 @@ def dream_block_generate(
         recorder.forward_done()
         first = shift_right(logits)[:, block_start]  # [B, V]
         _, token = pick_tokens(filtered_probs(first, params.temperature, params.top_p, params.top_k),
-                               params.temperature, generator)
+                               params.temperature, generator, mask_id)
         canvas = canvas.clone()
         canvas[:, block_start] = token
         opened = torch.zeros_like(canvas, dtype=torch.bool)
@@ -77,10 +77,10 @@ def dream_block_generate(
             candidates = chunk == mask_id
             candidates[:, block_length:] = False
             if params.alg == "confidence_threshold":
-                confidence, proposals = score_masked(logits, candidates, params, "probability", generator)
+                confidence, proposals = score_masked(logits, candidates, params, "probability", generator, mask_id)
                 commit = select_threshold(confidence, candidates, params.threshold)
             else:
-                confidence, proposals = score_masked(logits, candidates, params, "entropy", generator)
+                confidence, proposals = score_masked(logits, candidates, params, "entropy", generator, mask_id)
                 quota = dream_quota(candidates.sum(), batch, timesteps, step, steps_per_block - 1)
                 commit = commit_quota(confidence, candidates, quota, params.alg_temp, generator)
                 step += 1

@@ -27,7 +27,7 @@ from unmask.sampling.params import LLaDAParams
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback, full_width
 from unmask.sampling.rules import select_factor, select_threshold, select_top_k
 from unmask.sampling.schedule import linear_transfer_counts
-from unmask.sampling.scoring import gumbel_perturb
+from unmask.sampling.scoring import best_token, gumbel_perturb
 
 
 def commit_step(
@@ -39,7 +39,8 @@ def commit_step(
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor]:
     """Pick tokens for a chunk and decide what to commit: returns (new chunk, commit mask)."""
-    proposal = gumbel_perturb(logits, params.temperature, generator).argmax(dim=-1)
+    assert params.mask_id is not None
+    proposal = best_token(gumbel_perturb(logits, params.temperature, generator), params.mask_id)
     if params.remasking == "low_confidence":
         probs = torch.softmax(logits.to(torch.float64), dim=-1)
         confidence = torch.gather(probs, -1, proposal[..., None])[..., 0]

@@ -25,7 +25,7 @@ from unmask.sampling.params import LLaDAParams, ParamError
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback
 from unmask.sampling.rules import select_top_k
 from unmask.sampling.schedule import linear_transfer_counts
-from unmask.sampling.scoring import gumbel_perturb
+from unmask.sampling.scoring import best_token, gumbel_perturb
 
 
 def init_canvas(prompt: Tensor, gen_length: int, mask_id: int, attention_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -94,7 +94,7 @@ def llada_generate(
             recorder.forward_done()
             if params.logits_eos_inf:
                 logits[:, :, eos] = float("-inf")
-            proposal = gumbel_perturb(logits, params.temperature, generator).argmax(dim=-1)
+            proposal = best_token(gumbel_perturb(logits, params.temperature, generator), mask_id)
             if params.remasking == "low_confidence":
                 if params.confidence_eos_eot_inf:
                     logits[:, :, no_confidence_ids] = float("-inf")

@@ -7,6 +7,7 @@ reference code would use if the argument were left out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -49,6 +50,8 @@ class LLaDAParams:
         return self.steps // self.num_blocks
 
     def validate(self) -> None:
+        _flags(self, "logits_eos_inf", "confidence_eos_eot_inf")
+        _numbers(self, "threshold", "factor")
         _positive_int(self, "gen_length", "steps", "block_length")
         if self.gen_length % self.block_length:
             raise ParamError(f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length})")
@@ -90,6 +93,8 @@ class DreamParams:
     dual_cache: bool = False
 
     def validate(self) -> None:
+        _flags(self, "dual_cache")
+        _numbers(self, "top_p", "alg_temp", "eps", "threshold")
         _positive_int(self, "max_new_tokens", "steps")
         _non_negative(self, "temperature")
         if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
@@ -141,6 +146,22 @@ def resolve(
     return params
 
 
+def _flags(params: Any, *names: str) -> None:
+    for name in names:
+        if not isinstance(getattr(params, name), bool):
+            raise ParamError(f"{name} must be true or false, got {getattr(params, name)!r}")
+
+
+def _numbers(params: Any, *names: str) -> None:
+    """Optional real numbers: None or a finite int/float (never a string, bool or NaN)."""
+    for name in names:
+        value = getattr(params, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+            raise ParamError(f"{name} must be a finite number, got {value!r}")
+
+
 def _positive_int(params: Any, *names: str) -> None:
     for name in names:
         value = getattr(params, name)
@@ -151,5 +172,5 @@ def _positive_int(params: Any, *names: str) -> None:
 def _non_negative(params: Any, *names: str) -> None:
     for name in names:
         value = getattr(params, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not value >= 0:
             raise ParamError(f"{name} must be a number >= 0, got {value!r}")

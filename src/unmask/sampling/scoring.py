@@ -55,14 +55,31 @@ def filtered_probs(logits: Tensor, temperature: float, top_p: float | None, top_
     return torch.softmax(logits, dim=-1)
 
 
-def pick_tokens(probs: Tensor, temperature: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """(confidence, token): argmax at T = 0, else a draw from probs with its probability."""
+def best_token(scores: Tensor, mask_id: int) -> Tensor:
+    """argmax over the vocabulary, never the mask token.
+
+    Predicting the mask id would "commit" a mask: the position stays masked and loops that run
+    until a block is full never end. Only positions whose argmax is the mask id are re-ranked,
+    so wherever the references commit a real token the result is identical to theirs.
+    """
+    tokens = scores.argmax(dim=-1)
+    stuck = tokens == mask_id
+    if bool(stuck.any()):
+        tokens[stuck] = scores[stuck].index_fill(-1, torch.tensor([mask_id], device=scores.device), float("-inf")).argmax(dim=-1)
+    return tokens
+
+
+def pick_tokens(
+    probs: Tensor, temperature: float, generator: torch.Generator | None, mask_id: int
+) -> tuple[Tensor, Tensor]:
+    """(confidence, token): the most likely non-mask token at T = 0, else a draw from probs
+    restricted to non-mask tokens; confidence is the token's probability."""
     if temperature > 0 and probs.numel() > 0:
-        flat = probs.reshape(-1, probs.shape[-1])
+        flat = probs.reshape(-1, probs.shape[-1]).index_fill(-1, torch.tensor([mask_id], device=probs.device), 0.0)
         tokens = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
-        return torch.gather(probs, -1, tokens[..., None])[..., 0], tokens
-    confidence, tokens = probs.max(dim=-1)
-    return confidence, tokens
+    else:
+        tokens = best_token(probs, mask_id)
+    return torch.gather(probs, -1, tokens[..., None])[..., 0], tokens
 
 
 def margin_confidence(probs: Tensor) -> Tensor:
