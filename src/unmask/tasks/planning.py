@@ -1,0 +1,119 @@
+"""Minimal planning (after Ye et al., ICLR 2025): find the start->goal path in a shuffled graph.
+
+Every example has 11 distinct nodes and 10 directed edges:
+
+* the path ``v0 -> v1 -> ... -> v5`` (start ``v0``, goal ``v5``, 5 edges);
+* an **out-branch**: a dead-end chain of ``PD`` nodes leaving the path at ``v(5 - PD)``. At that
+  node a left-to-right solver must choose between two continuations that look alike for
+  ``PD - 1`` more steps, so it has to plan ``PD`` steps ahead (PD = 0: no branch);
+* an **in-branch**: a chain of ``5 - PD`` nodes that leads *into* the path, unreachable from the
+  start, so the node count is always 11 and edge counts do not give the answer away.
+
+Tokens (tokenizer-free): node labels ``0..num_labels-1``, then the special ids below. The prompt is
+the 10 edges in random order (``a b`` pairs), ``SEP``, start, goal, ``ANS``; the answer is the 6
+path nodes followed by ``EOS``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+PATH_EDGES = 5
+NUM_NODES = 11
+MAX_PD = 5
+
+
+@dataclass(frozen=True)
+class PlanningVocab:
+    """Token ids of the planning format; node labels come first."""
+
+    num_labels: int = 24
+
+    @property
+    def sep(self) -> int:
+        return self.num_labels
+
+    @property
+    def ans(self) -> int:
+        return self.num_labels + 1
+
+    @property
+    def eos(self) -> int:
+        return self.num_labels + 2
+
+    @property
+    def pad(self) -> int:
+        return self.num_labels + 3
+
+    @property
+    def mask(self) -> int:
+        return self.num_labels + 4
+
+    @property
+    def size(self) -> int:
+        return self.num_labels + 5
+
+
+@dataclass(frozen=True)
+class PlanningExample:
+    edges: tuple[tuple[int, int], ...]  # in prompt order (shuffled)
+    start: int
+    goal: int
+    path: tuple[int, ...]  # v0 .. v5
+    pd: int
+
+    def prompt(self, vocab: PlanningVocab) -> list[int]:
+        tokens = [node for edge in self.edges for node in edge]
+        return tokens + [vocab.sep, self.start, self.goal, vocab.ans]
+
+    def answer(self, vocab: PlanningVocab) -> list[int]:
+        return list(self.path) + [vocab.eos]
+
+
+def make_example(rng: random.Random, pd: int, vocab: PlanningVocab = PlanningVocab()) -> PlanningExample:
+    """One example with planning distance ``pd`` (0..5), drawn from ``rng``."""
+    if not 0 <= pd <= MAX_PD:
+        raise ValueError(f"pd must be in 0..{MAX_PD}, got {pd}")
+    if vocab.num_labels < NUM_NODES:
+        raise ValueError(f"num_labels must be >= {NUM_NODES}, got {vocab.num_labels}")
+    nodes = rng.sample(range(vocab.num_labels), NUM_NODES)
+    path, out_branch, in_branch = nodes[:6], nodes[6 : 6 + pd], nodes[6 + pd :]
+    edges = list(zip(path, path[1:]))
+    branch_point = path[PATH_EDGES - pd]
+    chain = [branch_point] + out_branch
+    edges += list(zip(chain, chain[1:]))
+    if in_branch:
+        # enter the path anywhere but the start, so the start keeps in-degree 0
+        target = path[rng.randrange(1, len(path))]
+        chain = in_branch + [target]
+        edges += list(zip(chain, chain[1:]))
+    rng.shuffle(edges)
+    return PlanningExample(tuple(edges), path[0], path[-1], tuple(path), pd)
+
+
+def make_dataset(count: int, seed: int, vocab: PlanningVocab = PlanningVocab()) -> list[PlanningExample]:
+    """``count`` examples with PD cycling 0..5, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    return [make_example(rng, index % (MAX_PD + 1), vocab) for index in range(count)]
+
+
+def score(example: PlanningExample, generated: list[int], vocab: PlanningVocab = PlanningVocab()) -> bool:
+    """Exact: the 6 generated nodes must be the start->goal path (then EOS, if generated)."""
+    expected = example.answer(vocab)
+    return list(generated[: len(expected)]) == expected
+
+
+def paths_from_start(example: PlanningExample) -> list[list[int]]:
+    """Every maximal walk from the start (the graph is a DAG); used to verify uniqueness."""
+    successors: dict[int, list[int]] = {}
+    for a, b in example.edges:
+        successors.setdefault(a, []).append(b)
+    walks, frontier = [], [[example.start]]
+    while frontier:
+        walk = frontier.pop()
+        nexts = successors.get(walk[-1], [])
+        if not nexts:
+            walks.append(walk)
+        frontier.extend(walk + [n] for n in nexts)
+    return walks

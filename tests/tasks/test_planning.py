@@ -1,0 +1,57 @@
+"""Planning generator validity: one start->goal path, 11 distinct nodes, the stated PD."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unmask.tasks.planning import MAX_PD, NUM_NODES, PlanningVocab, make_dataset, make_example, paths_from_start, score
+
+VOCAB = PlanningVocab()
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), pd=st.integers(0, MAX_PD))
+def test_examples_are_valid(seed: int, pd: int) -> None:
+    example = make_example(random.Random(seed), pd)
+    nodes = {n for edge in example.edges for n in edge}
+    assert len(nodes) == NUM_NODES and len(example.edges) == NUM_NODES - 1
+    walks = paths_from_start(example)
+    to_goal = [w for w in walks if w[-1] == example.goal]
+    assert to_goal == [list(example.path)]  # exactly one start->goal path, and it is the answer
+    # the out-branch: a second walk from the start iff pd > 0, sharing exactly 5 - pd edges with the path
+    dead_ends = [w for w in walks if w[-1] != example.goal]
+    assert len(dead_ends) == (1 if pd > 0 else 0)
+    if pd:
+        shared = next(i for i, (a, b) in enumerate(zip(dead_ends[0], example.path)) if a != b)
+        assert shared - 1 == len(example.path) - 1 - pd  # branch point index
+        assert len(dead_ends[0]) - shared == pd  # the dead end looks like the path for pd steps
+    prompt = example.prompt(VOCAB)
+    assert len(prompt) == 2 * len(example.edges) + 4 and prompt[-1] == VOCAB.ans
+    assert max(prompt) < VOCAB.size and VOCAB.mask not in prompt
+
+
+def test_scorer_is_exact() -> None:
+    example = make_example(random.Random(0), 3)
+    answer = example.answer(VOCAB)
+    assert score(example, answer)
+    wrong = list(answer)
+    wrong[2] = next(n for n in range(VOCAB.num_labels) if n != wrong[2])
+    assert not score(example, wrong)
+    assert not score(example, answer[:-2])
+
+
+def test_splits_are_seeded() -> None:
+    assert make_dataset(50, seed=1) == make_dataset(50, seed=1)
+    assert make_dataset(50, seed=1) != make_dataset(50, seed=2)
+    assert [e.pd for e in make_dataset(12, seed=3)] == [0, 1, 2, 3, 4, 5] * 2
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="pd must be in"):
+        make_example(random.Random(0), 6)
+    with pytest.raises(ValueError, match="num_labels"):
+        make_example(random.Random(0), 2, PlanningVocab(num_labels=8))
