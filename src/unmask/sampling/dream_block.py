@@ -25,7 +25,7 @@ from unmask.sampling.llada import init_canvas
 from unmask.sampling.params import DreamParams
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback, full_width
 from unmask.sampling.rules import select_threshold
-from unmask.sampling.schedule import dream_quota, dream_timesteps
+from unmask.sampling.schedule import block_bounds, dream_quota, dream_timesteps
 from unmask.sampling.scoring import filtered_probs, pick_tokens, shift_right
 
 
@@ -49,8 +49,7 @@ def dream_block_generate(
     steps_per_block = params.steps // (params.max_new_tokens // block_length)
     timesteps = dream_timesteps(steps_per_block, params.eps, canvas.device)
 
-    for block_start in range(prompt_length, width, block_length):
-        block_end = block_start + block_length
+    for block_start, block_end in block_bounds(prompt_length, params.max_new_tokens, block_length):
         logits, kv = model.forward_chunk(canvas, attention_mask=canvas_mask)
         recorder.forward_done()
         first = shift_right(logits)[:, block_start]  # [B, V]

@@ -26,7 +26,7 @@ from unmask.sampling.llada import init_canvas
 from unmask.sampling.params import LLaDAParams
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback, full_width
 from unmask.sampling.rules import select_factor, select_threshold, select_top_k
-from unmask.sampling.schedule import linear_transfer_counts
+from unmask.sampling.schedule import block_bounds, linear_transfer_counts
 from unmask.sampling.scoring import best_token, gumbel_perturb
 
 
@@ -73,9 +73,7 @@ def fastdllm_generate(
     width = canvas.shape[1]
     positions = torch.arange(width, device=canvas.device)
 
-    for block in range(params.num_blocks):
-        block_end = prompt_length + (block + 1) * params.block_length
-        block_start = block_end - params.block_length
+    for block_start, block_end in block_bounds(prompt_length, params.gen_length, params.block_length):
         schedule = linear_transfer_counts((canvas[:, block_start:block_end] == mask_id).sum(dim=1), params.steps_per_block)
 
         def scheduled(step: int) -> Tensor:

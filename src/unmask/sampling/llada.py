@@ -24,7 +24,7 @@ from unmask.model import DiffusionTransformer
 from unmask.sampling.params import LLaDAParams, ParamError
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback
 from unmask.sampling.rules import select_top_k
-from unmask.sampling.schedule import linear_transfer_counts
+from unmask.sampling.schedule import block_bounds, linear_transfer_counts
 from unmask.sampling.scoring import best_token, gumbel_perturb
 
 
@@ -84,9 +84,7 @@ def llada_generate(
     eos, no_confidence_ids = eos_ids(model, params)
     positions = torch.arange(canvas.shape[1], device=canvas.device)
 
-    for block in range(params.num_blocks):
-        block_end = prompt_length + (block + 1) * params.block_length
-        block_start = block_end - params.block_length
+    for block_start, block_end in block_bounds(prompt_length, params.gen_length, params.block_length):
         counts = linear_transfer_counts((canvas[:, block_start:block_end] == mask_id).sum(dim=1), params.steps_per_block)
         for step in range(params.steps_per_block):
             masked = canvas == mask_id

@@ -6,6 +6,12 @@ import torch
 from torch import Tensor
 
 
+def block_bounds(prompt_length: int, gen_length: int, block_length: int) -> list[tuple[int, int]]:
+    """Canvas [start, end) of each semi-autoregressive block of the generated part."""
+    starts = range(prompt_length, prompt_length + gen_length, block_length)
+    return [(start, start + block_length) for start in starts]
+
+
 def linear_transfer_counts(masked_per_row: Tensor, steps: int) -> Tensor:
     """LLaDA: ``masked // steps`` per step, the first ``masked % steps`` steps take one more.
 
