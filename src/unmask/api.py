@@ -19,6 +19,7 @@ from torch import Tensor
 
 from unmask.checkpoint import load_model, save_model
 from unmask.model import DiffusionTransformer
+from unmask.sampling.ar import ARParams, ar_generate
 from unmask.sampling.dream import dream_generate
 from unmask.sampling.dream_block import dream_block_generate
 from unmask.sampling.fastdllm import fastdllm_generate
@@ -46,7 +47,10 @@ def save(model: DiffusionTransformer, path: str | Path, family: str | None = Non
 
 
 def decoding_family(model: DiffusionTransformer) -> str:
-    """'dream' for models that read predictions from the previous position, else 'llada'."""
+    """'ar' for causal-attention models (left-to-right decoding), 'dream' for models that read
+    predictions from the previous position, else 'llada'."""
+    if model.config.attention == "causal":
+        return "ar"
     return "dream" if model.config.shift_logits else "llada"
 
 
@@ -60,7 +64,8 @@ def generate(
     on_step: StepCallback | None = None,
     **params: Any,
 ) -> GenerateOutput:
-    """Fill ``gen_length`` (LLaDA) or ``max_new_tokens`` (Dream) masks after ``prompt_ids``.
+    """Fill ``gen_length`` (LLaDA) or ``max_new_tokens`` (Dream) masks after ``prompt_ids``; causal
+    (AR) models decode ``max_new_tokens`` left to right with a KV cache (see :class:`ARParams`).
 
     ``params`` are the family's own keywords (see :class:`LLaDAParams`, :class:`DreamParams`);
     omitted ones come from the checkpoint's ``generation_config.json``, then the family's
@@ -73,7 +78,11 @@ def generate(
         generator = torch.Generator(device=model.device)
         generator.manual_seed(seed if seed is not None else secrets.randbits(63))
     given = prompt
-    if decoding_family(model) == "dream":
+    family = decoding_family(model)
+    if family == "ar":
+        ar = resolve(ARParams, params, model.generation_config)
+        out = ar_generate(model, prompt, ar, attention_mask=mask, generator=generator, callback=on_step)
+    elif family == "dream":
         dream = resolve(DreamParams, params, model.generation_config)
         mask_id = _mask_id(model, None)
         decode_dream = dream_block_generate if dream.block_length is not None else dream_generate

@@ -17,6 +17,8 @@ or faster.
 commands:
   generate   fill masked tokens after a prompt and print the result
   inspect    describe a model directory: family, size, special ids, applicable decoders
+  train      train a masked-diffusion model or the AR baseline from a config file
+  eval       task accuracy (planning, sudoku) of a model, with a 95% confidence interval
 """
 
 _GENERATE_EPILOG = """\
@@ -60,7 +62,7 @@ _LLADA_OPTIONS = [
     ("--gen-length", "gen_length", int, "tokens to generate (LLaDA; default 128)"),
     ("--block-length", "block_length", int, "semi-autoregressive block size (LLaDA default 128; Dream: selects Fast-dLLM's block decoder)"),
     ("--cfg-scale", "cfg_scale", float, "classifier-free guidance scale (LLaDA; 0 = off)"),
-    ("--remasking", "remasking", str, "low_confidence | random (LLaDA)"),
+    ("--remasking", "remasking", str, "low_confidence | random | margin | entropy (LLaDA; the last two are unmask extensions)"),
     ("--mask-id", "mask_id", int, "mask token id (default: config.json mask_token_id)"),
     ("--logits-eos-inf", "logits_eos_inf", _bool, "ban EOS (LLaDA knob; true/false)"),
     ("--confidence-eos-eot-inf", "confidence_eos_eot_inf", _bool, "give EOS/EoT zero confidence (LLaDA knob)"),
@@ -112,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--model", required=True, metavar="DIR", help="model directory")
     inspect.add_argument("--output", choices=("text", "json"), default="text")
     inspect.set_defaults(handler=_cmd_inspect)
+
+    from unmask.cli_train import add_train_parsers
+
+    add_train_parsers(commands)
     return parser
 
 

@@ -7,7 +7,11 @@ from unmask.checkpoint.errors import CheckpointError
 from unmask.config import ConfigError
 from unmask.sampling.params import ParamError
 from unmask.tokenizer import TokenizerError
+from unmask.train.checkpointing import CheckpointStateError
+from unmask.train.config import TrainConfigError
 
-USER_ERRORS: tuple[type[Exception], ...] = (CheckpointError, ConfigError, ParamError, TokenizerError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    CheckpointError, ConfigError, ParamError, TokenizerError, TrainConfigError, CheckpointStateError,
+)
 
-__all__ = ["USER_ERRORS", "CheckpointError", "ConfigError", "ParamError", "TokenizerError"]
+__all__ = ["USER_ERRORS", "CheckpointError", "CheckpointStateError", "ConfigError", "ParamError", "TokenizerError", "TrainConfigError"]

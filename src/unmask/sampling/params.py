@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-REMASKING = ("low_confidence", "random")
+# "margin" and "entropy" are unmask extensions (LLaDA ships the first two): the confidence of a
+# proposal is p1 - p2, or the negative entropy of its distribution, instead of its probability.
+REMASKING = ("low_confidence", "random", "margin", "entropy")
 DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "confidence_threshold")
 CACHES = (None, "prefix", "dual")
 
@@ -68,6 +70,8 @@ class LLaDAParams:
             raise ParamError("pass threshold or factor, not both")
         if self.cache not in CACHES:
             raise ParamError(f"cache must be 'prefix', 'dual' or None, got {self.cache!r}")
+        if self.uses_fastdllm and self.remasking == "entropy":
+            raise ParamError("remasking='entropy' has no probability scale for threshold/factor; use low_confidence or margin with Fast-dLLM options")
         if self.uses_fastdllm and self.cfg_scale > 0:
             raise ParamError("cfg_scale is not supported together with threshold/factor/cache (Fast-dLLM has no CFG)")
         if self.uses_fastdllm and (self.logits_eos_inf or self.confidence_eos_eot_inf):
@@ -124,7 +128,7 @@ class DreamParams:
 
 
 def resolve(
-    cls: type[LLaDAParams] | type[DreamParams],
+    cls: type[Any],
     given: Mapping[str, Any],
     generation_config: Mapping[str, Any],
 ) -> Any:

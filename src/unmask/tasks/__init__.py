@@ -1,1 +1,101 @@
-"""Task generators with tokenizer-free formats and exact scorers (used by training, eval, demos)."""
+"""Reasoning tasks with seeded generators, tokenizer-free formats and exact scorers.
+
+Every task is reached through :data:`TASKS` and :func:`draw`. Splits are disjoint **by
+construction**, not by seed luck: an example belongs to the split named by a hash of its answer
+(1/20 test, 1/20 validation, the rest train), and :func:`draw` only keeps examples of the split it
+was asked for. So no test answer ever appears in training data, whatever seeds are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+SPLITS = ("train", "validation", "test")
+_BUCKETS = 20  # answer-hash buckets: 0 -> test, 1 -> validation, the rest -> train
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: how to draw one example, its token format, and its exact scorer."""
+
+    name: str
+    vocab: Any  # has .size, .mask, .eos, .pad
+    make_example: Callable[[random.Random, int], Any]  # (rng, index) -> example
+    score: Callable[[Any, list[int]], bool]
+    group_name: str | None  # e.g. "pd": accuracy is also reported per group
+    group_of: Callable[[Any], int] | None
+    prompt_length: int
+    answer_length: int
+
+    def prompt(self, example: Any) -> list[int]:
+        return example.prompt(self.vocab)
+
+    def answer(self, example: Any) -> list[int]:
+        return example.answer(self.vocab)
+
+
+def split_of(answer: list[int]) -> str:
+    """The split an example belongs to, from a stable hash of its answer tokens."""
+    digest = hashlib.blake2b(bytes(answer), digest_size=8).digest()
+    bucket = int.from_bytes(digest, "little") % _BUCKETS
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+def draw(task: Task | str, split: str, count: int, seed: int) -> list[Any]:
+    """``count`` examples of ``split``, reproducible from ``seed`` (different seeds, fresh examples)."""
+    task = get_task(task) if isinstance(task, str) else task
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    rng = random.Random(f"{task.name}/{split}/{seed}")
+    examples: list[Any] = []
+    while len(examples) < count:
+        example = task.make_example(rng, len(examples))
+        if split_of(task.answer(example)) == split:
+            examples.append(example)
+    return examples
+
+
+def _planning() -> Task:
+    from unmask.tasks import planning
+
+    vocab = planning.PlanningVocab()
+    return Task(
+        name="planning",
+        vocab=vocab,
+        make_example=lambda rng, index: planning.make_example(rng, index % (planning.MAX_PD + 1), vocab),
+        score=lambda example, generated: planning.score(example, generated, vocab),
+        group_name="pd",
+        group_of=lambda example: example.pd,
+        prompt_length=2 * (planning.NUM_NODES - 1) + 4,
+        answer_length=planning.PATH_EDGES + 2,
+    )
+
+
+def _sudoku() -> Task:
+    from unmask.tasks import sudoku
+
+    vocab = sudoku.SudokuVocab()
+    return Task(
+        name="sudoku",
+        vocab=vocab,
+        make_example=lambda rng, index: sudoku.make_example(rng, vocab=vocab),
+        score=lambda example, generated: sudoku.score(example, generated, vocab),
+        group_name=None,
+        group_of=None,
+        prompt_length=82,
+        answer_length=82,
+    )
+
+
+TASKS: dict[str, Callable[[], Task]] = {"planning": _planning, "sudoku": _sudoku}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    return TASKS[name]()

@@ -1,0 +1,306 @@
+"""Sudoku (9x9) that singles alone solve: fill every blank of a puzzle with a unique solution.
+
+Cells are numbered ``0..80`` row-major (cell ``i`` is row ``i // 9``, column ``i % 9``). Each puzzle
+can be completed by repeatedly filling one cell whose digit is already forced, by a **naked single**
+(its row, column and box rule out the 8 other digits) or a **hidden single** (it is the only cell
+of one of its row, column or box that can still take some digit). No search is ever needed, so an
+any-order decoder can solve it exactly by filling the forced cells first, while a left-to-right
+decoder must commit to cells in reading order whether or not they are forced yet.
+
+Tokens (tokenizer-free): ``0`` is a blank cell, ``1..9`` are the digits, then the special ids below.
+The prompt is the 81 puzzle cells (``0`` for a blank) followed by ``ANS``; the answer is the 81
+solution digits followed by ``EOS``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+CELLS = 81
+MIN_GIVENS = 17  # no 9x9 sudoku with fewer givens has a unique solution
+FULL = (1 << 9) - 1  # bit d-1 set <=> digit d present
+
+ROW = tuple(i // 9 for i in range(CELLS))
+COL = tuple(i % 9 for i in range(CELLS))
+BOX = tuple((i // 27) * 3 + (i % 9) // 3 for i in range(CELLS))
+UNITS: tuple[tuple[int, ...], ...] = (
+    tuple(tuple(r * 9 + c for c in range(9)) for r in range(9))
+    + tuple(tuple(r * 9 + c for r in range(9)) for c in range(9))
+    + tuple(tuple(i for i in range(CELLS) if BOX[i] == b) for b in range(9))
+)
+# for each cell, its 3 units without the cell itself, as (cell, row, col, box) so the hot loop in
+# make_example does no index arithmetic
+_UNIT_OTHERS = tuple(
+    tuple(tuple((j, ROW[j], COL[j], BOX[j]) for j in unit if j != i) for unit in UNITS if i in unit)
+    for i in range(CELLS)
+)
+
+
+@dataclass(frozen=True)
+class SudokuVocab:
+    """Token ids of the sudoku format: ``0`` blank, ``1..9`` digits (a digit is its own id), then the specials."""
+
+    @property
+    def blank(self) -> int:
+        return 0
+
+    @property
+    def ans(self) -> int:
+        return 10
+
+    @property
+    def eos(self) -> int:
+        return 11
+
+    @property
+    def pad(self) -> int:
+        return 12
+
+    @property
+    def mask(self) -> int:
+        return 13
+
+    @property
+    def size(self) -> int:
+        return 14
+
+
+@dataclass(frozen=True)
+class SudokuExample:
+    puzzle: tuple[int, ...]  # 81 cells row-major, 0 = blank
+    solution: tuple[int, ...]  # 81 digits 1..9
+
+    def prompt(self, vocab: SudokuVocab) -> list[int]:
+        return [vocab.blank if cell == 0 else cell for cell in self.puzzle] + [vocab.ans]
+
+    def answer(self, vocab: SudokuVocab) -> list[int]:
+        return list(self.solution) + [vocab.eos]
+
+    @property
+    def givens(self) -> int:
+        return CELLS - self.puzzle.count(0)
+
+
+def _random_grid(rng: random.Random) -> list[int]:
+    """A valid complete grid: a fixed pattern under random validity-preserving symmetries.
+
+    Permuting rows within a band, bands, columns within a stack, stacks, relabelling digits and
+    transposing all map valid grids to valid grids, so no search is needed (which keeps 100k
+    examples cheap); this reaches 9! * 6^8 * 2 (about 1.2e12) grids, far more than any dataset.
+    """
+    bands, stacks = [0, 1, 2], [0, 1, 2]
+    rng.shuffle(bands)
+    rng.shuffle(stacks)
+    rows, cols = [], []
+    for band in bands:
+        inner = [0, 1, 2]
+        rng.shuffle(inner)
+        rows += [band * 3 + k for k in inner]
+    for stack in stacks:
+        inner = [0, 1, 2]
+        rng.shuffle(inner)
+        cols += [stack * 3 + k for k in inner]
+    digits = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    rng.shuffle(digits)
+    # base pattern: row r is row 0 shifted by 3r + r//3, a valid grid
+    grid = [digits[(r * 3 + r // 3 + c) % 9] for r in rows for c in cols]
+    if rng.random() < 0.5:
+        grid = [grid[c * 9 + r] for r in range(9) for c in range(9)]  # transpose
+    return grid
+
+
+def make_example(
+    rng: random.Random, min_givens: int = 23, max_givens: int = 36, vocab: SudokuVocab = SudokuVocab()
+) -> SudokuExample:
+    """One puzzle with between ``min_givens`` and ``max_givens`` givens, drawn from ``rng``.
+
+    Cells are removed from a random complete grid in random order; a cell is removed only if, in
+    the puzzle *after* its removal, its digit is a naked or hidden single. Refilling the removed
+    cells in reverse removal order is then a singles-only solution path (each cell is forced in
+    exactly the puzzle it is refilled into), so every puzzle is singles-solvable and, as singles
+    are sound deductions, has a unique solution. The check is local (a few bitmask tests) rather
+    than a full solve per removal, which is what makes large datasets cheap.
+
+    The givens count is a target drawn uniformly from the range, or the point where removal
+    stalls if that is higher (still within the range; a grid that stalls above it is redrawn).
+    The local rule stalls at about 28..38 givens (mode 33), so targets below ~30 are seldom met.
+    ``vocab`` is accepted for symmetry with the other tasks; the ids are fixed.
+    """
+    if not MIN_GIVENS <= min_givens <= max_givens <= CELLS:
+        raise ValueError(
+            f"need {MIN_GIVENS} <= min_givens <= max_givens <= {CELLS}, "
+            f"got min_givens={min_givens}, max_givens={max_givens}"
+        )
+    target = rng.randint(min_givens, max_givens)
+    unit_others, row_of, col_of, box_of = _UNIT_OTHERS, ROW, COL, BOX
+    while True:
+        solution = _random_grid(rng)
+        puzzle = list(solution)
+        rows, cols, boxes = [FULL] * 9, [FULL] * 9, [FULL] * 9  # digits present per unit
+        order = list(range(CELLS))
+        rng.shuffle(order)
+        givens = CELLS
+        for cell in order:
+            if givens == target:
+                break
+            bit = 1 << (puzzle[cell] - 1)
+            r, c, b = row_of[cell], col_of[cell], box_of[cell]
+            rows[r] ^= bit
+            cols[c] ^= bit
+            boxes[b] ^= bit
+            puzzle[cell] = 0
+            # naked single: the cell's row, column and box show all 8 other digits
+            forced = rows[r] | cols[c] | boxes[b] == FULL ^ bit
+            if not forced:
+                # hidden single: in some unit, every other blank already sees the digit
+                for others in unit_others[cell]:
+                    for j, rj, cj, bj in others:
+                        if not puzzle[j] and not (rows[rj] | cols[cj] | boxes[bj]) & bit:
+                            break
+                    else:
+                        forced = True
+                        break
+            if forced:
+                givens -= 1
+            else:
+                # once a removal fails it fails for good (fewer givens only weaken both singles),
+                # so one pass over the order is a complete attempt
+                puzzle[cell] = solution[cell]
+                rows[r] |= bit
+                cols[c] |= bit
+                boxes[b] |= bit
+        if givens <= max_givens:
+            return SudokuExample(tuple(puzzle), tuple(solution))
+        # stalled above the allowed range: this grid and order cannot go lower, start afresh
+
+
+def make_dataset(
+    count: int, seed: int, vocab: SudokuVocab = SudokuVocab(), min_givens: int = 23, max_givens: int = 36
+) -> list[SudokuExample]:
+    """``count`` puzzles, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    return [make_example(rng, min_givens, max_givens, vocab) for _ in range(count)]
+
+
+def score(example: SudokuExample, generated: list[int], vocab: SudokuVocab = SudokuVocab()) -> bool:
+    """Exact: the generation must start with the 81 solution digits and EOS; later tokens are ignored.
+
+    Same rule as ``planning.score``: a generation cut short before EOS does not count.
+    """
+    expected = example.answer(vocab)
+    return list(generated[: len(expected)]) == expected
+
+
+def _check_grid(grid: list[int] | tuple[int, ...]) -> None:
+    if len(grid) != CELLS or any(not 0 <= v <= 9 for v in grid):
+        raise ValueError(f"a grid is {CELLS} ints in 0..9")
+
+
+def is_valid_solution(grid: list[int] | tuple[int, ...]) -> bool:
+    """True iff ``grid`` is 81 digits 1..9 with every row, column and box a permutation of 1..9."""
+    if len(grid) != CELLS or any(v not in range(1, 10) for v in grid):
+        return False
+    return all(len({grid[i] for i in unit}) == 9 for unit in UNITS)
+
+
+def solve_singles(puzzle: list[int] | tuple[int, ...]) -> list[int] | None:
+    """Complete ``puzzle`` by naked and hidden singles only; ``None`` if they get stuck.
+
+    This is the exact skill the generator guarantees suffices, so tests use it to check the
+    guarantee; it also returns ``None`` on contradictory puzzles rather than a wrong grid.
+    """
+    _check_grid(puzzle)
+    grid = list(puzzle)
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    for i, v in enumerate(grid):
+        if v:
+            bit = 1 << (v - 1)
+            if (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit:
+                return None  # a given repeats in a unit
+            rows[ROW[i]] |= bit
+            cols[COL[i]] |= bit
+            boxes[BOX[i]] |= bit
+
+    def place(i: int, v: int) -> None:
+        bit = 1 << (v - 1)
+        grid[i] = v
+        rows[ROW[i]] |= bit
+        cols[COL[i]] |= bit
+        boxes[BOX[i]] |= bit
+
+    progress = True
+    while progress:
+        progress = False
+        for i in range(CELLS):
+            if not grid[i]:
+                candidates = FULL & ~(rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]])
+                if not candidates:
+                    return None
+                if candidates & (candidates - 1) == 0:  # naked single
+                    place(i, candidates.bit_length())
+                    progress = True
+        for unit in UNITS:
+            for v in range(1, 10):
+                bit = 1 << (v - 1)
+                spots = [
+                    i for i in unit if not grid[i] and not (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit
+                ]
+                present = any(grid[i] == v for i in unit)
+                if not spots and not present:
+                    return None  # the digit fits nowhere in this unit
+                if len(spots) == 1:  # hidden single
+                    place(spots[0], v)
+                    progress = True
+    if 0 in grid or not is_valid_solution(grid):
+        return None
+    return grid
+
+
+def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2) -> int:
+    """Number of solutions of ``puzzle``, counting stops at ``limit`` (so 2 means "not unique").
+
+    Plain backtracking that always branches on the blank with fewest candidates, which keeps it
+    fast on puzzles with a unique solution.
+    """
+    _check_grid(puzzle)
+    grid = list(puzzle)
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    for i, v in enumerate(grid):
+        if v:
+            bit = 1 << (v - 1)
+            if (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit:
+                return 0
+            rows[ROW[i]] |= bit
+            cols[COL[i]] |= bit
+            boxes[BOX[i]] |= bit
+    blanks = [i for i in range(CELLS) if not grid[i]]
+
+    def search(found: int) -> int:
+        best, best_candidates, best_count = -1, 0, 10
+        for i in blanks:
+            if not grid[i]:
+                candidates = FULL & ~(rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]])
+                n = candidates.bit_count()
+                if n < best_count:
+                    best, best_candidates, best_count = i, candidates, n
+                    if n <= 1:
+                        break
+        if best < 0:
+            return found + 1  # no blank left: a solution
+        r, c, b = ROW[best], COL[best], BOX[best]
+        while best_candidates and found < limit:
+            bit = best_candidates & -best_candidates
+            best_candidates ^= bit
+            grid[best] = bit.bit_length()
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            found = search(found)
+            rows[r] ^= bit
+            cols[c] ^= bit
+            boxes[b] ^= bit
+        grid[best] = 0
+        return found
+
+    return search(0)

@@ -1,0 +1,245 @@
+"""Training configuration: dataclasses, read from a TOML file, with ``section.field=value`` overrides.
+
+One :class:`TrainConfig` drives every objective (masked diffusion, the AR baseline). It is saved
+inside every checkpoint, and ``--resume`` refuses a config that differs in anything that would
+change the result (all fields except the run-control ones in :data:`RESUME_MUTABLE`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class TrainConfigError(ValueError):
+    """A training config field is missing, unknown, of the wrong type or out of range."""
+
+
+OBJECTIVES = ("diffusion", "ar")
+NORMALISATIONS = ("token", "sequence", "batch")
+WEIGHTINGS = ("inverse_t", "none")
+DTYPES = ("float32", "bfloat16")
+TASK_SOURCES = ("planning", "sudoku", "jsonl")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Shape of the network; vocabulary and special ids come from the data source."""
+
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 4
+    intermediate_size: int = 384
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``source`` is a task generator (planning, sudoku) or a JSONL file (``path`` + ``tokenizer``).
+
+    Task data: ``train_size`` examples of the task's train split drawn from ``seed`` (see
+    :func:`unmask.tasks.draw`: the splits are disjoint by construction).
+    JSONL: lines ``{"text": ...}`` are packed into ``seq_len`` chunks; ``{"prompt", "response"}``
+    lines become one row each, prompt never masked, padded with EOS to ``seq_len``.
+    """
+
+    source: str = "planning"
+    train_size: int = 100_000
+    seed: int = 0
+    path: str = ""
+    tokenizer: str = ""
+    seq_len: int = 256
+
+
+@dataclass(frozen=True)
+class ObjectiveSection:
+    """``diffusion``: t ~ U(eps, 1), each target masked with prob. t, CE on masked positions
+    weighted by ``weighting`` (1/t, or none) and divided by ``normalisation``:
+    ``token`` = number of target tokens in the batch (LLaDA's per-token estimate),
+    ``sequence`` = per-row target count then mean over rows, ``batch`` = number of masked tokens.
+    ``ar``: the same network with causal attention and next-token loss on the targets."""
+
+    kind: str = "diffusion"
+    eps: float = 1e-3
+    normalisation: str = "token"
+    weighting: str = "inverse_t"
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    max_steps: int = 2000
+    batch_size: int = 256  # global batch: split across processes under torch.distributed
+    grad_clip: float = 1.0
+    dtype: str = "float32"  # autocast dtype of the forward pass; weights stay float32
+
+
+@dataclass(frozen=True)
+class RunSection:
+    out_dir: str = "runs/default"
+    seed: int = 0
+    threads: int = 0  # 0: leave torch's default
+    device: str = "cpu"
+    save_every: int = 500
+    eval_every: int = 500
+    eval_n: int = 200
+    log_every: int = 10
+    progress: bool = True
+    export_dtype: str = "float32"  # dtype of the exported model's weights (bfloat16 halves the files)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _choice("objective.kind", self.objective.kind, OBJECTIVES)
+        _choice("objective.normalisation", self.objective.normalisation, NORMALISATIONS)
+        _choice("objective.weighting", self.objective.weighting, WEIGHTINGS)
+        _choice("optim.dtype", self.optim.dtype, DTYPES)
+        _choice("run.export_dtype", self.run.export_dtype, DTYPES)
+        _choice("data.source", self.data.source, TASK_SOURCES)
+        for name in ("model.hidden_size", "model.num_layers", "model.num_heads", "model.num_kv_heads",
+                     "model.intermediate_size", "optim.max_steps", "optim.batch_size", "run.save_every",
+                     "run.eval_every", "run.log_every", "data.seq_len", "data.train_size"):
+            if self.get(name) <= 0:
+                raise TrainConfigError(f"{name} must be positive, got {self.get(name)}")
+        for name in ("optim.warmup_steps", "run.eval_n", "run.threads"):
+            if self.get(name) < 0:
+                raise TrainConfigError(f"{name} must be >= 0, got {self.get(name)}")
+        if not 0 < self.objective.eps < 1:
+            raise TrainConfigError(f"objective.eps must be in (0, 1), got {self.objective.eps}")
+        if not self.optim.lr > 0:
+            raise TrainConfigError(f"optim.lr must be positive, got {self.optim.lr}")
+        if not 0 <= self.optim.min_lr_ratio <= 1:
+            raise TrainConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
+        if self.data.source == "jsonl" and not (self.data.path and self.data.tokenizer):
+            raise TrainConfigError("data.source = 'jsonl' needs data.path (the .jsonl file) and data.tokenizer (a tokenizer.json or model directory)")
+
+    def get(self, dotted: str) -> Any:
+        section, name = dotted.split(".")
+        return getattr(getattr(self, section), name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
+        sections: dict[str, Any] = {}
+        hints = get_type_hints(cls)
+        for name, value in data.items():
+            if name not in hints:
+                raise TrainConfigError(f"{where}: unknown section [{name}]; known: {', '.join(hints)}")
+            if not isinstance(value, dict):
+                raise TrainConfigError(f"{where}: [{name}] must be a table of fields")
+            section_cls = hints[name]
+            section_hints = get_type_hints(section_cls)
+            values = {}
+            for key, raw in value.items():
+                if key not in section_hints:
+                    known = ", ".join(f.name for f in fields(section_cls))
+                    raise TrainConfigError(f"{where}: unknown field {name}.{key}; known: {known}")
+                values[key] = _coerce(f"{name}.{key}", raw, section_hints[key])
+            sections[name] = section_cls(**values)
+        return cls(**sections)
+
+
+# run-control fields that may change between a run and its resumption
+RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", "run.eval_every",
+                  "run.eval_n", "run.log_every", "run.progress", "run.export_dtype"}
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a TOML file (or start from defaults when ``path`` is None) and apply ``a.b=value`` overrides."""
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        file = Path(path)
+        where = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TrainConfigError(f"config file not found: {file}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise TrainConfigError(f"{file}: invalid TOML: {error}") from None
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or key.count(".") != 1:
+            raise TrainConfigError(f"override {item!r} must look like section.field=value (e.g. optim.lr=3e-4)")
+        section, name = key.strip().split(".")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise TrainConfigError(f"{where}: [{section}] must be a table of fields")
+        data[section][name] = _parse_override(text.strip())
+    return TrainConfig.from_dict(data, where)
+
+
+def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """Fields (``section.field``) that differ and would change the trained weights."""
+    diffs = []
+    for section in fields(old):
+        a, b = getattr(old, section.name), getattr(new, section.name)
+        for item in fields(a):
+            key = f"{section.name}.{item.name}"
+            if key not in RESUME_MUTABLE and getattr(a, item.name) != getattr(b, item.name):
+                diffs.append(f"{key}: {getattr(a, item.name)!r} -> {getattr(b, item.name)!r}")
+    return diffs
+
+
+def with_run(config: TrainConfig, **changes: Any) -> TrainConfig:
+    return replace(config, run=replace(config.run, **changes))
+
+
+def _parse_override(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string, e.g. data.source=sudoku
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    text = str(kind)
+    if kind is bool or text == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind is int or text == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float or text == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str or text == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif "tuple" in text:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+            return tuple(float(v) for v in value)
+    raise TrainConfigError(f"{name} must be of type {getattr(kind, '__name__', text)}, got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise TrainConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+

@@ -1,0 +1,301 @@
+"""The training loop: one loop for masked diffusion and the AR baseline, resumable, distributable.
+
+Reproducibility contract: the weights after step ``s`` are a function of the config alone. Data
+rows and diffusion noise are pure functions of (seed, step) (see :mod:`unmask.train.data`), the
+checkpoint holds every stateful object (model, AdamW moments, scheduler, RNG), so a run stopped at
+any point, even by ``kill -9`` between checkpoints, and resumed from its last checkpoint recomputes
+the lost steps identically. Under ``torchrun`` each process takes an equal slice of the same
+global batch and normalises by the global denominator (see :mod:`unmask.train.objectives`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from unmask.config import ModelConfig
+from unmask.model import DiffusionTransformer
+from unmask.train.checkpointing import has_checkpoint, load_training_state, save_training_state
+from unmask.train.config import TrainConfig, TrainConfigError, config_differences
+from unmask.train.data import TrainData, build_data
+from unmask.train.objectives import ar_numerator, denominator, diffusion_masked, diffusion_numerator, draw_noise
+
+METRICS_FILE = "metrics.jsonl"
+MODEL_DIR = "model"
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint of the last finished step was written."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    loss: float
+    model_dir: Path | None
+    seconds: float
+    eval_accuracy: float | None = None
+
+
+def model_config_for(config: TrainConfig, data: TrainData) -> ModelConfig:
+    m = config.model
+    return ModelConfig(
+        vocab_size=data.ids.vocab_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
+        num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, intermediate_size=m.intermediate_size,
+        rope_theta=m.rope_theta, max_position_embeddings=data.tokens.shape[1],
+        tie_word_embeddings=m.tie_word_embeddings,
+        attention="causal" if config.objective.kind == "ar" else "bidirectional",
+        mask_token_id=data.ids.mask, eos_token_id=data.ids.eos, pad_token_id=data.ids.pad,
+    )
+
+
+def generation_config_for(config: TrainConfig, data: TrainData) -> dict[str, Any]:
+    """Decoding defaults written next to the weights: task-shaped for task models."""
+    answer = data.tokens.shape[1] - data.prompt_length if data.prompt_length is not None else 128
+    if config.objective.kind == "ar":
+        return {"max_new_tokens": answer}
+    # one token per forward, most decisive position first: the order that solves planning/sudoku
+    return {"gen_length": answer, "steps": answer, "block_length": answer, "remasking": "margin", "temperature": 0.0}
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    o = config.optim
+    if step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    progress = min(1.0, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps))
+    return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    groups = [{"params": decay, "weight_decay": config.optim.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.optim.lr, betas=config.optim.betas)
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.signal = number
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _distributed(device: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def validation_accuracy(model: DiffusionTransformer, data: TrainData, config: TrainConfig) -> float:
+    """Exact-match accuracy on ``run.eval_n`` examples of the task's validation split."""
+    from unmask.evaluate import evaluate
+
+    assert data.task is not None
+    return evaluate(model, data.task, n=config.run.eval_n, seed=config.data.seed, split="validation").accuracy
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    evaluate_fn: Callable[[DiffusionTransformer, TrainData, TrainConfig], float] | None = validation_accuracy,
+) -> TrainResult:
+    """Train according to ``config``; writes checkpoints, metrics.jsonl and the final model.
+
+    Periodic evaluation (every ``run.eval_every`` steps, task data only, ``run.eval_n`` > 0)
+    calls ``evaluate_fn``; pass None to skip it.
+    """
+    run = config.run
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    out = Path(run.out_dir)
+    rank, world = _distributed(run.device)
+    if config.optim.batch_size % world:
+        raise TrainConfigError(f"optim.batch_size={config.optim.batch_size} must be divisible by the {world} processes")
+    if has_checkpoint(out) and not resume:
+        raise TrainConfigError(f"{out} already holds a training checkpoint; pass --resume to continue it or choose another run.out_dir")
+    device = torch.device(run.device)
+    data = build_data(config.data)
+    torch.manual_seed(run.seed)
+    model = DiffusionTransformer(model_config_for(config, data)).to(device)
+    model.family = "unmask"
+    model.generation_config = generation_config_for(config, data)
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s))
+    start = 0
+    if resume and has_checkpoint(out):
+        state = load_training_state(out)
+        saved = TrainConfig.from_dict(state["config"], "checkpoint")
+        diffs = config_differences(saved, config)
+        if diffs:
+            raise TrainConfigError(f"cannot resume {out}: the config differs from the checkpoint's in " + "; ".join(diffs))
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["step"])
+        if rank == 0:
+            _truncate_metrics(out / METRICS_FILE, start)
+            log(f"resumed {out} at step {start}")
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS_FILE).write_text("")
+    wrapped: nn.Module = model
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def checkpoint(step: int) -> None:
+        if rank == 0:
+            save_training_state(out, {
+                "step": step, "config": config.to_dict(), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            })
+
+    local = config.optim.batch_size // world
+    rows = slice(rank * local, (rank + 1) * local)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.optim.dtype == "bfloat16" else nullcontext()
+    progress = _progress(config, start, rank)
+    started = time.perf_counter()
+    loss_value = float("nan")
+    eval_accuracy: float | None = None
+    tokens_per_step = config.optim.batch_size * data.tokens.shape[1]
+    with _StopFlag() as stop:
+        model.train()
+        for step in range(start, config.optim.max_steps):
+            tokens, targets = data.batch(config.data.seed, step, config.optim.batch_size)
+            noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps)
+            masked = diffusion_masked(targets, noise) if config.objective.kind == "diffusion" else None
+            norm = denominator(config.objective, targets, masked)
+            tokens, targets = tokens[rows].to(device), targets[rows].to(device)
+            with autocast:
+                if config.objective.kind == "diffusion":
+                    local_noise = type(noise)(noise.t[rows].to(device), noise.u[rows].to(device))
+                    numerator = diffusion_numerator(wrapped, tokens, targets, local_noise, data.ids.mask, config.objective)
+                else:
+                    numerator = ar_numerator(wrapped, tokens, targets, config.objective)
+            loss = numerator / norm.to(device).float()
+            optimizer.zero_grad(set_to_none=True)
+            (loss * world).backward()  # DDP averages over processes; the sum is what we want
+            if config.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            global_loss = loss.detach()
+            if world > 1:
+                dist.all_reduce(global_loss)
+            loss_value = float(global_loss)
+            done = step + 1
+            if rank == 0:
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"loss is {loss_value} at step {done}; lower optim.lr or use optim.dtype=float32")
+                elapsed = time.perf_counter() - started
+                rate = (done - start) * tokens_per_step / elapsed if elapsed > 0 else 0.0
+                if done % run.log_every == 0 or done == config.optim.max_steps:
+                    _append_metrics(out, {"step": done, "loss": loss_value, "lr": scheduler.get_last_lr()[0],
+                                          "tokens_per_s": round(rate, 1), "elapsed_s": round(elapsed, 2)})
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
+            if evaluate_fn is not None and rank == 0 and data.task and run.eval_n > 0 and (done % run.eval_every == 0 or done == config.optim.max_steps):
+                model.eval()
+                eval_accuracy = evaluate_fn(model, data, config)
+                model.train()
+                _append_metrics(out, {"step": done, "eval_accuracy": eval_accuracy})
+                if progress is not None:
+                    progress.write(f"step {done}: validation accuracy {eval_accuracy:.3f}")
+            stopping = _agree(stop.signal is not None, world)
+            if done % run.save_every == 0 or done == config.optim.max_steps or stopping:
+                checkpoint(done)
+            if stopping:
+                if progress is not None:
+                    progress.close()
+                if rank == 0:
+                    export_model(model, out / MODEL_DIR, config)
+                raise TrainingInterrupted(
+                    f"interrupted at step {done}: checkpoint written to {out} (continue with --resume), "
+                    f"current weights exported to {out / MODEL_DIR}")
+    if progress is not None:
+        progress.close()
+    model_dir = None
+    if rank == 0:
+        model_dir = export_model(model, out / MODEL_DIR, config)
+    if world > 1:
+        dist.barrier()
+    return TrainResult(out, config.optim.max_steps, loss_value, model_dir, time.perf_counter() - started, eval_accuracy)
+
+
+def export_model(model: DiffusionTransformer, directory: Path, config: TrainConfig) -> Path:
+    """The trained network in the HF layout (unmask family), loadable by ``unmask.load``."""
+    from unmask.checkpoint import save_model
+
+    model.eval()
+    save_model(model, directory, family="unmask", dtype=config.run.export_dtype)
+    (directory / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+def _agree(flag: bool, world: int) -> bool:
+    if world == 1:
+        return flag
+    value = torch.tensor([1 if flag else 0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _progress(config: TrainConfig, start: int, rank: int):  # type: ignore[no-untyped-def]
+    if rank != 0 or not config.run.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.optim.max_steps, initial=start, unit="step", dynamic_ncols=True, desc=config.objective.kind)
+
+
+def _append_metrics(out: Path, record: dict[str, Any]) -> None:
+    with (out / METRICS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records of steps after the checkpoint: the resumed run recomputes them identically."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))

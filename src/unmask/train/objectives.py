@@ -1,0 +1,81 @@
+"""The two training objectives on one network: masked diffusion and the autoregressive baseline.
+
+Both return ``(numerator, denominator)`` pieces so that a distributed run can normalise by the
+*global* batch: each process computes its rows' numerator over a denominator computed from the
+whole global batch (every process holds the data and draws the global noise), and DDP's gradient
+averaging times ``world_size`` then equals the single-process gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unmask.train.config import ObjectiveSection
+
+
+@dataclass
+class Noise:
+    """Diffusion noise of the global batch: time per row, uniform draw per token."""
+
+    t: Tensor  # [B]
+    u: Tensor  # [B, L]
+
+
+def draw_noise(seed: int, step: int, batch: int, length: int, eps: float) -> Noise:
+    """A pure function of (seed, step): resumption and every process see the same noise."""
+    generator = torch.Generator().manual_seed(seed * 7_919 + step * 104_729 + 17)
+    t = eps + (1 - eps) * torch.rand(batch, generator=generator, dtype=torch.float64)
+    u = torch.rand(batch, length, generator=generator, dtype=torch.float64)
+    return Noise(t.float(), u.float())
+
+
+def diffusion_masked(targets: Tensor, noise: Noise) -> Tensor:
+    """Which target tokens are masked: each with probability t of its row."""
+    return targets & (noise.u < noise.t[:, None])
+
+
+def denominator(objective: ObjectiveSection, targets: Tensor, masked: Tensor | None) -> Tensor:
+    """The normaliser of the global batch (see :class:`ObjectiveSection`)."""
+    if objective.kind == "ar":
+        targets = targets[:, 1:]  # the first position is never predicted
+    if objective.normalisation == "token" or (objective.kind == "ar" and objective.normalisation == "batch"):
+        return targets.sum().clamp(min=1).double()
+    if objective.normalisation == "batch":
+        assert masked is not None
+        return masked.sum().clamp(min=1).double()
+    return torch.tensor(float(targets.shape[0]), dtype=torch.float64)  # sequence: mean over rows
+
+
+def diffusion_numerator(
+    model: nn.Module,
+    tokens: Tensor,
+    targets: Tensor,
+    noise: Noise,
+    mask_id: int,
+    objective: ObjectiveSection,
+) -> Tensor:
+    """Sum of weighted cross-entropies on the masked positions of these rows."""
+    masked = diffusion_masked(targets, noise)
+    inputs = tokens.masked_fill(masked, mask_id)
+    logits = model(inputs)
+    ce = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")  # [B, L]
+    ce = ce * masked
+    if objective.weighting == "inverse_t":
+        ce = ce / noise.t[:, None]
+    if objective.normalisation == "sequence":
+        return (ce.sum(dim=1) / targets.sum(dim=1).clamp(min=1)).sum()
+    return ce.sum()
+
+
+def ar_numerator(model: nn.Module, tokens: Tensor, targets: Tensor, objective: ObjectiveSection) -> Tensor:
+    """Next-token cross-entropy summed over target positions (position i predicts token i+1)."""
+    logits = model(tokens)[:, :-1]
+    ce = F.cross_entropy(logits.float().transpose(1, 2), tokens[:, 1:], reduction="none")
+    ce = ce * targets[:, 1:]
+    if objective.normalisation == "sequence":
+        return (ce.sum(dim=1) / targets[:, 1:].sum(dim=1).clamp(min=1)).sum()
+    return ce.sum()

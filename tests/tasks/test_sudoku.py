@@ -1,0 +1,145 @@
+"""Sudoku generator validity: valid grids, givens in range, unique and singles-solvable puzzles."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unmask.tasks.sudoku import (
+    CELLS,
+    UNITS,
+    SudokuVocab,
+    count_solutions,
+    is_valid_solution,
+    make_dataset,
+    make_example,
+    score,
+    solve_singles,
+)
+
+VOCAB = SudokuVocab()
+
+# unique (count_solutions == 1) but not solvable by singles: found once by removing cells from a
+# random grid while keeping the solution unique, then frozen here
+HARD = tuple(
+    int(c) for c in "460000900020000000105080006007000694500006001000100008200001005008000003000570000"
+)
+HARD_SOLUTION = tuple(
+    int(c) for c in "463715982829643517175289346317852694582496731946137258294361875758924163631578429"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_examples_are_valid(seed: int) -> None:
+    example = make_example(random.Random(seed))
+    assert len(example.puzzle) == len(example.solution) == CELLS
+    assert is_valid_solution(example.solution)
+    assert all(p in (0, s) for p, s in zip(example.puzzle, example.solution))  # givens agree
+    assert example.givens == sum(1 for p in example.puzzle if p)
+    assert 23 <= example.givens <= 36
+    # the guarantee: singles alone reach the (hence unique) solution
+    assert solve_singles(example.puzzle) == list(example.solution)
+    prompt, answer = example.prompt(VOCAB), example.answer(VOCAB)
+    assert len(prompt) == len(answer) == CELLS + 1
+    assert prompt[-1] == VOCAB.ans and all(0 <= t <= 9 for t in prompt[:-1])
+    assert answer[-1] == VOCAB.eos and all(1 <= t <= 9 for t in answer[:-1])
+    for tokens in (prompt, answer):
+        assert max(tokens) < VOCAB.size and VOCAB.mask not in tokens and VOCAB.pad not in tokens
+
+
+def test_vocab_ids_are_distinct() -> None:
+    specials = [VOCAB.ans, VOCAB.eos, VOCAB.pad, VOCAB.mask]
+    assert VOCAB.blank == 0 and specials == [10, 11, 12, 13] and VOCAB.size == 14
+
+
+def test_solutions_are_unique() -> None:
+    for example in make_dataset(20, seed=4):
+        assert count_solutions(example.puzzle) == 1
+
+
+def test_givens_follow_the_range() -> None:
+    # above the stall point of removal every target is reachable: all of [40, 60] shows up
+    givens = [e.givens for e in make_dataset(400, seed=5, min_givens=40, max_givens=60)]
+    assert min(givens) == 40 and max(givens) == 60 and len(set(givens)) == 21
+    for seed in range(20):
+        assert make_example(random.Random(seed), 30, 30).givens == 30
+        assert 25 <= make_example(random.Random(seed), 25, 32).givens <= 32
+    full = make_example(random.Random(0), 81, 81)
+    assert full.puzzle == full.solution and is_valid_solution(full.puzzle)
+
+
+def test_grids_vary() -> None:
+    solutions = {e.solution for e in make_dataset(200, seed=6)}
+    assert len(solutions) == 200
+
+
+def test_scorer_is_exact() -> None:
+    example = make_example(random.Random(0))
+    answer = example.answer(VOCAB)
+    assert score(example, answer)
+    assert score(example, answer + [VOCAB.pad, 5])  # whatever follows EOS is ignored
+    assert not score(example, answer[:-1])  # stopping before EOS is not an answer
+    wrong = list(answer)
+    wrong[40] = wrong[40] % 9 + 1
+    assert not score(example, wrong)
+    assert not score(example, answer[:-2])
+    assert not score(example, answer[:-1] + [VOCAB.pad])
+
+
+def test_splits_are_seeded() -> None:
+    assert make_dataset(50, seed=1) == make_dataset(50, seed=1)
+    assert make_dataset(50, seed=1) != make_dataset(50, seed=2)
+
+
+def test_bad_arguments() -> None:
+    for low, high in [(16, 30), (30, 25), (23, 82), (0, 0)]:
+        with pytest.raises(ValueError, match="min_givens"):
+            make_example(random.Random(0), low, high)
+    with pytest.raises(ValueError, match="81 ints"):
+        solve_singles([0] * 80)
+    with pytest.raises(ValueError, match="81 ints"):
+        count_solutions([10] + [0] * 80)
+
+
+def test_singles_are_not_a_full_solver() -> None:
+    # nothing is forced in an empty or near-empty grid: singles must give up, not guess
+    assert solve_singles([0] * CELLS) is None
+    assert count_solutions([0] * CELLS) == 2
+    assert count_solutions([0] * CELLS, limit=5) == 5
+    first_row = list(HARD_SOLUTION[:9]) + [0] * (CELLS - 9)
+    assert solve_singles(first_row) is None
+    # a unique puzzle that still needs more than singles
+    assert count_solutions(HARD) == 1
+    assert solve_singles(HARD) is None
+    assert is_valid_solution(HARD_SOLUTION) and all(p in (0, s) for p, s in zip(HARD, HARD_SOLUTION))
+
+
+def test_removal_rule_matters() -> None:
+    # removing the same number of cells at random (no rule) mostly leaves puzzles singles cannot finish
+    rng = random.Random(0)
+    examples = make_dataset(100, seed=3)
+    stuck = 0
+    for example in examples:
+        puzzle = list(example.solution)
+        for cell in rng.sample(range(CELLS), CELLS - example.givens):
+            puzzle[cell] = 0
+        stuck += solve_singles(puzzle) is None
+    assert stuck >= 50
+    assert all(solve_singles(e.puzzle) == list(e.solution) for e in examples)
+
+
+def test_contradictions_and_validity() -> None:
+    assert count_solutions(HARD_SOLUTION) == 1 and solve_singles(HARD_SOLUTION) == list(HARD_SOLUTION)
+    clash = list(HARD)
+    clash[1] = clash[0]  # the same digit twice in row 0
+    assert count_solutions(clash) == 0 and solve_singles(clash) is None
+    swapped = list(HARD_SOLUTION)
+    swapped[0], swapped[1] = swapped[1], swapped[0]  # rows stay permutations, columns break
+    assert not is_valid_solution(swapped)
+    assert not is_valid_solution(list(HARD_SOLUTION[:80]))
+    assert not is_valid_solution([0] + list(HARD_SOLUTION[1:]))
+    assert len(UNITS) == 27 and all(sorted(HARD_SOLUTION[i] for i in unit) == list(range(1, 10)) for unit in UNITS)
