@@ -19,6 +19,7 @@ commands:
   inspect    describe a model directory: family, size, special ids, applicable decoders
   train      train a masked-diffusion model or the AR baseline from a config file
   eval       task accuracy (planning, sudoku) of a model, with a 95% confidence interval
+  demo       the bundled models: diffusion vs AR on held-out puzzles, one puzzle denoised live
 """
 
 _GENERATE_EPILOG = """\

@@ -59,6 +59,18 @@ def add_train_parsers(commands: Any) -> None:
     evaluate.add_argument("--output", choices=("text", "json"), default="text")
     evaluate.set_defaults(handler=_cmd_eval)
 
+    demo = commands.add_parser("demo", help="bundled models: diffusion vs AR, one puzzle denoised live",
+                               description="Solve held-out planning and sudoku puzzles with the bundled diffusion "
+                                           "and AR models, print accuracy, forward passes and tokens per forward, "
+                                           "and show one puzzle being denoised step by step.")
+    demo.add_argument("--models", metavar="DIR", default=None, help="directory of bundled models (default: ./models of the checkout)")
+    demo.add_argument("--n-planning", type=int, default=None, help="planning examples (default 240)")
+    demo.add_argument("--n-sudoku", type=int, default=None, help="sudoku puzzles (default 40)")
+    demo.add_argument("--seed", type=int, default=0, help="which sample of the test split (default 0)")
+    demo.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    demo.add_argument("--delay", type=float, default=0.04, help="seconds per animation frame on a terminal (0 = none)")
+    demo.set_defaults(handler=_cmd_demo)
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from unmask.train import TrainingInterrupted, load_config, train
@@ -70,13 +82,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(config, resume=args.resume, log=lambda line: print(line, file=sys.stderr))
     except TrainingInterrupted as stopped:
-        print(str(stopped), file=sys.stderr)
+        if _rank_zero():
+            print(str(stopped), file=sys.stderr)
         return 130
+    if not _rank_zero():  # under torchrun only rank 0 reports: one summary line, naming the exported model
+        return 0
     summary = {"out_dir": str(result.out_dir), "step": result.step, "loss": result.loss,
                "model_dir": str(result.model_dir) if result.model_dir else None, "seconds": round(result.seconds, 1),
                "validation_accuracy": result.eval_accuracy}
     print(json.dumps(summary))
     return 0
+
+
+def _rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -106,4 +127,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cells = "  ".join(f"{report.group_name.upper()}{k}: {c / t:.0%}" for k, (c, t) in sorted(report.by_group.items(), key=lambda kv: int(kv[0])))
         print(f"  {cells}")
     print(f"  nfe {report.nfe:.1f}  tokens/forward {report.tokens_per_forward:.2f}  {report.seconds:.1f} s  threads {data['threads']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from unmask.demo import run_demo
+
+    torch.set_num_threads(args.threads)
+    run_demo(Path(args.models) if args.models else None, args.n_planning, args.n_sudoku, args.seed, args.delay)
     return 0

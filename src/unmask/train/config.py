@@ -131,6 +131,8 @@ class TrainConfig:
             raise TrainConfigError(f"objective.eps must be in (0, 1), got {self.objective.eps}")
         if not self.optim.lr > 0:
             raise TrainConfigError(f"optim.lr must be positive, got {self.optim.lr}")
+        if len(self.optim.betas) != 2 or not all(0 <= b < 1 for b in self.optim.betas):
+            raise TrainConfigError(f"optim.betas must be two numbers in [0, 1), got {list(self.optim.betas)}")
         if not 0 <= self.optim.min_lr_ratio <= 1:
             raise TrainConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
         if self.data.source == "jsonl" and not (self.data.path and self.data.tokenizer):

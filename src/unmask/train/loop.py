@@ -294,8 +294,19 @@ def _append_metrics(out: Path, record: dict[str, Any]) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records of steps after the checkpoint: the resumed run recomputes them identically."""
+    """Drop records of steps after the checkpoint: the resumed run recomputes them identically.
+
+    A line torn by a crash mid-write (not valid JSON) is dropped too instead of failing the resume.
+    """
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    kept = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if _record_step(line) <= step]
     path.write_text("".join(line + "\n" for line in kept))
+
+
+def _record_step(line: str) -> float:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return math.inf
+    return record["step"] if isinstance(record, dict) and isinstance(record.get("step"), int) else math.inf

@@ -1,0 +1,171 @@
+"""``unmask demo``: the bundled task models, diffusion against AR, and one puzzle denoised live.
+
+For each task with bundled models (``models/<task>-diffusion``, ``models/<task>-ar``) it solves
+held-out examples (the test split, disjoint from training by construction) with both, prints
+accuracy (by planning distance for planning) with forward passes and tokens per forward, then
+shows one sudoku (or planning) answer being filled in, step by step.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from unmask.evaluate import EvalReport, evaluate
+from unmask.tasks import Task, draw, get_task
+
+DEFAULT_N = {"planning": 240, "sudoku": 40}
+
+
+def default_models_dir() -> Path:
+    """``models/`` of the source checkout (or of the current directory)."""
+    for candidate in (Path(__file__).resolve().parents[2] / "models", Path.cwd() / "models"):
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd() / "models"
+
+
+def _row(name: str, report: EvalReport) -> str:
+    lo, hi = report.ci95
+    groups = ""
+    if report.group_name:
+        groups = "  " + " ".join(f"{c / t:>4.0%}" for _, (c, t) in sorted(report.by_group.items(), key=lambda kv: int(kv[0])))
+    return (f"  {name:<10} {report.accuracy:>6.1%} [{lo:.0%}-{hi:.0%}]{groups}   "
+            f"nfe {report.nfe:>5.1f}  tok/fwd {report.tokens_per_forward:4.2f}  {report.seconds:5.1f} s")
+
+
+def compare(models: Path, task_name: str, n: int, seed: int, out: TextIO) -> dict[str, EvalReport]:
+    import unmask
+
+    task = get_task(task_name)
+    examples = draw(task, "test", n, seed)
+    reports = {}
+    header = f"{task.name}: {n} held-out examples (test split, seed {seed})"
+    if task.group_name:
+        header += "\n  " + " " * 27 + "  ".join(f"{task.group_name.upper()}{g}" for g in sorted({str(task.group_of(e)) for e in examples}, key=int))
+    print(header, file=out)
+    for kind in ("diffusion", "ar"):
+        directory = models / f"{task.name}-{kind}"
+        if not (directory / "config.json").exists():
+            print(f"  {kind:<10} (no bundled model at {directory})", file=out)
+            continue
+        model = unmask.load(directory)
+        reports[kind] = evaluate(model, task, examples, seed=seed, model_name=str(directory))
+        print(_row(kind, reports[kind]), file=out)
+    return reports
+
+
+def _sudoku_frame(cells: list[int], filled_at: list[int], step: int, color: bool) -> list[str]:
+    lines = []
+    for r in range(9):
+        parts = []
+        for c in range(9):
+            i = r * 9 + c
+            when = filled_at[i]
+            if when < 0:
+                text = str(cells[i])  # a given
+            elif when > step:
+                text = "·"
+            elif when == step and color:
+                text = f"\x1b[1;32m{cells[i]}\x1b[0m"
+            elif color:
+                text = f"\x1b[36m{cells[i]}\x1b[0m"
+            else:
+                text = str(cells[i])
+            parts.append(text)
+            if c in (2, 5):
+                parts.append("|")
+        lines.append(" ".join(parts))
+        if r in (2, 5):
+            lines.append("------+-------+------")
+    return lines
+
+
+def animate_sudoku(models: Path, seed: int, out: TextIO, delay: float) -> None:
+    import unmask
+
+    directory = models / "sudoku-diffusion"
+    if not (directory / "config.json").exists():
+        return
+    task = get_task("sudoku")
+    example = draw(task, "test", 1, seed + 1)[0]
+    model = unmask.load(directory)
+    filled_at = [-1] * 81
+    prompt = torch.tensor([task.prompt(example)])
+
+    def record(step: int, canvas: torch.Tensor, commit: torch.Tensor) -> None:
+        for index in commit[0, task.prompt_length:task.prompt_length + 81].nonzero().flatten().tolist():
+            if example.puzzle[index] == 0:
+                filled_at[index] = step
+
+    out_ = unmask.generate(model, prompt, seed=seed, on_step=record, gen_length=82, block_length=82)
+    solution = out_.tokens[0, :81].tolist()
+    cells = [example.puzzle[i] or solution[i] for i in range(81)]
+    blanks = sorted((filled_at[i], i) for i in range(81) if example.puzzle[i] == 0)
+    ok = task.score(example, out_.tokens[0].tolist())
+    print(f"\nsudoku denoised by the diffusion model: {example.givens} givens, {len(blanks)} blanks, "
+          f"{out_.nfe} forward passes, {'solved' if ok else 'NOT solved'}", file=out)
+    color = out.isatty()
+    steps = sorted({s for s, _ in blanks})
+    if color and delay > 0:
+        height = 11
+        for number, step in enumerate(steps):
+            if number:
+                out.write(f"\x1b[{height + 1}A")
+            frame = _sudoku_frame(cells, filled_at, step, True)
+            out.write("\n".join(frame) + f"\nstep {step + 1}/{out_.nfe}\x1b[K\n")
+            out.flush()
+            time.sleep(delay)
+    else:
+        for fraction in (0.25, 0.5, 1.0):
+            step = steps[max(0, int(len(steps) * fraction) - 1)] if steps else 0
+            print(f"after step {step + 1}:", file=out)
+            print("\n".join("  " + line for line in _sudoku_frame(cells, filled_at, step, False)), file=out)
+    order = " ".join(f"r{i // 9 + 1}c{i % 9 + 1}" for _, i in blanks[:12])
+    print(f"fill order (first 12 of {len(blanks)}): {order} ...", file=out)
+
+
+def animate_planning(models: Path, seed: int, out: TextIO) -> None:
+    import unmask
+
+    directory = models / "planning-diffusion"
+    if not (directory / "config.json").exists():
+        return
+    task = get_task("planning")
+    example = next(e for e in draw(task, "test", 30, seed + 1) if e.pd == 3)
+    model = unmask.load(directory)
+    order: list[tuple[int, int]] = []
+
+    def record(step: int, canvas: torch.Tensor, commit: torch.Tensor) -> None:
+        for index in commit[0, task.prompt_length:].nonzero().flatten().tolist():
+            order.append((step, index))
+
+    result = unmask.generate(model, torch.tensor([task.prompt(example)]), seed=seed, on_step=record)
+    answer = result.tokens[0].tolist()
+    edges = " ".join(f"{a}>{b}" for a, b in example.edges)
+    print(f"\nplanning (PD {example.pd}): edges {edges}; from {example.start} to {example.goal}", file=out)
+    slots = ["_"] * len(answer)
+    for step, index in order:
+        slots[index] = str(answer[index]) if index < task.answer_length - 1 else "EOS"
+        print(f"  step {step + 1}: " + " ".join(slots), file=out)
+    print(f"  {'correct' if task.score(example, answer) else 'WRONG'} (the path is {' '.join(map(str, example.path))})", file=out)
+
+
+def run_demo(models: Path | None = None, n_planning: int | None = None, n_sudoku: int | None = None,
+             seed: int = 0, delay: float = 0.04, out: TextIO = sys.stdout) -> dict[str, Any]:
+    models = models or default_models_dir()
+    print(f"unmask demo: bundled models in {models}, {torch.get_num_threads()} threads\n", file=out)
+    results = {}
+    for name, n in (("planning", n_planning), ("sudoku", n_sudoku)):
+        results[name] = compare(models, name, n or DEFAULT_N[name], seed, out)
+        print(file=out)
+    animate_planning(models, seed, out)
+    animate_sudoku(models, seed, out, delay)
+    return results
+
+
+__all__ = ["Task", "compare", "default_models_dir", "run_demo"]

@@ -1,0 +1,169 @@
+"""Task splits, the evaluator (with oracle models that know the answer) and ``unmask demo``."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import unmask
+from unmask.config import ModelConfig
+from unmask.evaluate import evaluate, wilson_interval
+from unmask.model import DiffusionTransformer
+from unmask.sampling import ParamError
+from unmask.tasks import draw, get_task, split_of
+from unmask.tasks.planning import paths_from_start
+
+
+def planning_answer(prompt: list[int], task) -> list[int]:  # type: ignore[no-untyped-def]
+    """Solve a planning prompt by search (the oracle's brain)."""
+    edges = [(prompt[i], prompt[i + 1]) for i in range(0, 20, 2)]
+    start, goal = prompt[21], prompt[22]
+
+    class Example:  # the shape paths_from_start reads
+        pass
+
+    example = Example()
+    example.edges, example.start = edges, start  # type: ignore[attr-defined]
+    path = next(w for w in paths_from_start(example) if w[-1] == goal)  # type: ignore[arg-type]
+    return path + [task.vocab.eos]
+
+
+class Oracle(nn.Module):
+    """A 'model' whose logits put all mass on the right answer token (or a wrong one, on request)."""
+
+    def __init__(self, task, causal: bool = False, wrong_pd: int | None = None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.task = task
+        self.wrong_pd = wrong_pd
+        self.config = ModelConfig(vocab_size=task.vocab.size, hidden_size=8, num_layers=1, num_heads=2, num_kv_heads=2,
+                                  intermediate_size=8, mask_token_id=task.vocab.mask, eos_token_id=task.vocab.eos,
+                                  attention="causal" if causal else "bidirectional")
+        self.generation_config: dict = {}
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    @property
+    def device(self) -> torch.device:
+        return self.anchor.device
+
+    def forward_chunk(self, ids: torch.Tensor, chunk_start: int = 0, past=None, attention_mask=None, position_ids=None):  # type: ignore[no-untyped-def]
+        assert chunk_start == 0 and past is None, "the oracle sees whole canvases only"
+        return self.forward(ids), None
+
+    def forward(self, ids: torch.Tensor, attention_mask=None, position_ids=None) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        batch, length = ids.shape
+        logits = torch.zeros(batch, length, self.task.vocab.size)
+        p = self.task.prompt_length
+        for row in range(batch):
+            prompt = ids[row, :p].tolist()
+            answer = planning_answer(prompt, self.task)
+            branch_count = sum(1 for i in range(0, 20, 2) if prompt[i] in answer[:-1]) - 5  # edges leaving path nodes beyond the path
+            if self.wrong_pd is not None and branch_count > 0:
+                answer = [answer[1]] + answer[1:]  # a wrong answer for examples that have a branch
+            for offset, token in enumerate(answer):
+                logits[row, p + offset, token] = 10.0
+        return logits
+
+
+def test_splits_are_disjoint_and_seeded() -> None:
+    task = get_task("planning")
+    test = draw(task, "test", 50, seed=0)
+    assert all(split_of(task.answer(e)) == "test" for e in test)
+    train = draw(task, "train", 500, seed=0)
+    assert all(split_of(task.answer(e)) == "train" for e in train)
+    assert {tuple(task.answer(e)) for e in test}.isdisjoint({tuple(task.answer(e)) for e in train})
+    assert [e.edges for e in draw(task, "test", 50, seed=0)] == [e.edges for e in test]
+    assert [e.edges for e in draw(task, "test", 50, seed=1)] != [e.edges for e in test]
+    with pytest.raises(ValueError, match="split"):
+        draw(task, "dev", 1, 0)
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_interval(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(0.7225, abs=1e-4)
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+
+
+def test_oracle_scores_100_percent_at_every_pd() -> None:
+    task = get_task("planning")
+    report = evaluate(Oracle(task), task, n=60, seed=3)
+    assert report.accuracy == 1.0
+    assert set(report.by_group) == {str(pd) for pd in range(6)}
+    assert all(correct == total for correct, total in report.by_group.values())
+    assert report.nfe == task.answer_length  # one token per forward by default
+    assert report.tokens_per_forward == 1.0
+    data = report.to_json()
+    assert set(data) == {"model", "task", "n", "accuracy", "ci95", "by_pd", "nfe", "tokens_per_forward", "seconds"}
+
+
+def test_wrong_answers_are_counted_by_pd() -> None:
+    task = get_task("planning")
+    report = evaluate(Oracle(task, wrong_pd=1), task, n=60, seed=3)
+    # the oracle errs exactly when the path has an out-branch (PD >= 1)
+    assert report.by_group["0"] == [10, 10]
+    assert all(report.by_group[str(pd)][0] == 0 for pd in range(1, 6))
+    assert report.accuracy == pytest.approx(10 / 60)
+
+
+def test_parallel_decoding_reports_tokens_per_forward() -> None:
+    task = get_task("planning")
+    report = evaluate(Oracle(task), task, n=12, seed=0, threshold=0.5)
+    assert report.accuracy == 1.0
+    assert report.nfe == 1 and report.tokens_per_forward == task.answer_length
+
+
+def test_model_of_another_task_is_refused() -> None:
+    planning = get_task("planning")
+    with pytest.raises(ParamError, match="vocab_size"):
+        evaluate(Oracle(planning), "sudoku", n=2)
+
+
+def tiny_task_model(directory: Path, task_name: str, kind: str) -> Path:
+    task = get_task(task_name)
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=task.vocab.size, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=2,
+                         intermediate_size=32, attention="causal" if kind == "ar" else "bidirectional",
+                         mask_token_id=task.vocab.mask, eos_token_id=task.vocab.eos, pad_token_id=task.vocab.pad,
+                         max_position_embeddings=task.prompt_length + task.answer_length)
+    model = DiffusionTransformer(config)
+    model.generation_config = ({"max_new_tokens": task.answer_length} if kind == "ar" else
+                               {"gen_length": task.answer_length, "steps": task.answer_length,
+                                "block_length": task.answer_length, "remasking": "margin"})
+    return unmask.save(model, directory / f"{task_name}-{kind}", family="unmask")
+
+
+def test_demo_runs_on_bundled_layout(tmp_path: Path) -> None:
+    from unmask.demo import run_demo
+
+    for task in ("planning", "sudoku"):
+        for kind in ("diffusion", "ar"):
+            tiny_task_model(tmp_path, task, kind)
+    out = io.StringIO()
+    results = run_demo(tmp_path, n_planning=12, n_sudoku=2, out=out)
+    text = out.getvalue()
+    assert set(results["planning"]) == {"diffusion", "ar"} and set(results["sudoku"]) == {"diffusion", "ar"}
+    assert "PD0" in text and "nfe" in text and "tok/fwd" in text
+    assert "sudoku denoised by the diffusion model" in text and "fill order" in text
+    assert "planning (PD 3)" in text
+
+
+def test_eval_cli_json(tmp_path: Path) -> None:
+    model = tiny_task_model(tmp_path, "planning", "ar")
+    done = subprocess.run([sys.executable, "-m", "unmask.cli", "eval", "--model", str(model), "--task", "planning",
+                           "--n", "6", "--output", "json", "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["n"] == 6 and data["task"] == "planning" and set(data["by_pd"]) == {str(pd) for pd in range(6)}
+    assert 0 <= data["ci95"][0] <= data["accuracy"] <= data["ci95"][1] <= 1
+    refused = subprocess.run([sys.executable, "-m", "unmask.cli", "eval", "--model", str(model), "--task", "sudoku", "--n", "2"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "vocab_size" in refused.stderr and "Traceback" not in refused.stderr
