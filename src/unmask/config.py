@@ -56,6 +56,10 @@ class ModelConfig:
     attention: AttentionMode = "bidirectional"
     attention_block_size: int | None = None
     shift_logits: bool = False
+    # learned absolute position embeddings added to the token embeddings (GPT-2 style), on top of
+    # RoPE. Bidirectional RoPE models only see relative offsets; tasks whose meaning depends on
+    # absolute position (a sudoku cell's row, an edge's source vs target slot) need this.
+    learned_positions: bool = False
     moe: MoEConfig | None = None
     # special ids; read from the checkpoint, never hard-coded by decoders
     mask_token_id: int | None = None
@@ -88,6 +92,8 @@ class ModelConfig:
             raise ConfigError(f"rope_theta must be positive, got {self.rope_theta!r}")
         if not (0 < self.rms_norm_eps < 1):
             raise ConfigError(f"rms_norm_eps must be in (0, 1), got {self.rms_norm_eps!r}")
+        if not isinstance(self.learned_positions, bool):
+            raise ConfigError(f"learned_positions must be true or false, got {self.learned_positions!r}")
         if self.attention not in ATTENTION_MODES:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {self.attention!r}")
         if self.attention == "block_causal":

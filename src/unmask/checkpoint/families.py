@@ -245,7 +245,7 @@ _NATIVE_LAYER_NAMES = {name: name for name in DREAM.layer_names}
 UNMASK = FamilyAdapter(
     family="unmask",
     model_types=("unmask",),
-    top_names={name: name for name in ("embed.weight", "norm.weight", "lm_head.weight")},
+    top_names={name: name for name in ("embed.weight", "pos_embed.weight", "norm.weight", "lm_head.weight")},
     layer_prefix="layers.{i}.",
     layer_names=_NATIVE_LAYER_NAMES,
     config_from_hf=_unmask_config_from_hf,
@@ -254,6 +254,8 @@ UNMASK = FamilyAdapter(
 
 
 def _require_plain_bidirectional(config: ModelConfig, family: str) -> None:
+    if config.learned_positions:
+        raise CheckpointError(f"the {family} layout has no learned position embeddings: save this model with family='unmask'")
     if config.attention != "bidirectional" or config.moe is not None:
         raise CheckpointError(
             f"the {family} layout describes a dense bidirectional model; this one has attention="

@@ -72,6 +72,8 @@ class DiffusionTransformer(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+        if config.learned_positions:
+            self.pos_embed = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -139,6 +141,11 @@ class DiffusionTransformer(nn.Module):
         allowed = attention_allowed(self.config, query_index, key_index, attention_mask)
         cos, sin = self.rotary.cos_sin(position_ids)
         hidden = self.embed(input_ids)  # [B, T, d]
+        if self.config.learned_positions:
+            if int(position_ids.max()) >= self.config.max_position_embeddings:
+                raise ValueError(f"position {int(position_ids.max())} is beyond max_position_embeddings="
+                                 f"{self.config.max_position_embeddings} of this learned-position model")
+            hidden = hidden + self.pos_embed(position_ids)
         new_layers: list[tuple[Tensor, Tensor]] = []
         for index, block in enumerate(self.layers):
             layer_past = past.layers[index] if past is not None else None

@@ -40,6 +40,7 @@ class ModelSection:
     intermediate_size: int = 384
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = False
+    learned_positions: bool = False
 
 
 @dataclass(frozen=True)

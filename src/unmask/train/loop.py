@@ -55,7 +55,7 @@ def model_config_for(config: TrainConfig, data: TrainData) -> ModelConfig:
         vocab_size=data.ids.vocab_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
         num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, intermediate_size=m.intermediate_size,
         rope_theta=m.rope_theta, max_position_embeddings=data.tokens.shape[1],
-        tie_word_embeddings=m.tie_word_embeddings,
+        tie_word_embeddings=m.tie_word_embeddings, learned_positions=m.learned_positions,
         attention="causal" if config.objective.kind == "ar" else "bidirectional",
         mask_token_id=data.ids.mask, eos_token_id=data.ids.eos, pad_token_id=data.ids.pad,
     )
