@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def test_kill_9_between_checkpoints_then_resume_is_bit_identical(tmp_path, capsy
         lost = last_logged_step(killed)
         saved = checkpoint_step(killed)
         assert saved % every == 0 and saved >= every
-        print(f"attempt {attempt}: killed after step {lost} was logged, checkpoint of step {saved}")
+        print(f"attempt {attempt}: killed after step {lost} was logged, checkpoint of step {saved}", file=sys.stderr)
         if saved < lost < max_steps:
             break  # steps after the checkpoint were done and lost: the case under test
     else:
