@@ -144,3 +144,15 @@ def test_jsonl_other_errors(tmp_path) -> None:
     (tmp_path / "nomask" / "tokenizer.json").write_text(json.dumps(spec))
     with pytest.raises(TrainConfigError, match="needs a mask token"):
         jsonl(tmp_path, [{"text": "abc"}], 4, tmp_path / "nomask")
+
+
+def test_jsonl_that_is_not_utf8_names_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from unmask.train.config import DataSection, TrainConfigError
+    from unmask.train.data import build_data
+    from tests.conftest import ASSETS
+
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+    section = DataSection(source="jsonl", path=str(path), tokenizer=str(ASSETS / "tiny-llada-chat"), seq_len=8)
+    with pytest.raises(TrainConfigError, match=r"bad.jsonl:2: not valid UTF-8"):
+        build_data(section)

@@ -216,3 +216,22 @@ def test_metrics_after_the_checkpoint_are_dropped_on_resume(tmp_path) -> None:
         {"step": 1, "loss": 1.0, "lr": 0.1}, {"step": 2, "loss": 0.5, "lr": 0.1},
         {"step": 3, "loss": 1.0 / 3, "lr": 0.1}, {"step": 3, "eval_accuracy": 0.5}]
     assert metrics(tmp_path)[-1] == {"step": 3, "eval_accuracy": 0.5}
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path: Path) -> None:
+    from unmask.train import TrainConfigError, load_config, train
+
+    config = load_config(None, [f"run.out_dir={json.dumps(str(tmp_path / 'typo'))}", "run.progress=false", "run.eval_n=0",
+                                "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=2",
+                                "model.intermediate_size=64", "optim.batch_size=4", "optim.max_steps=2", "data.train_size=20"])
+    with pytest.raises(TrainConfigError, match="holds no training checkpoint"):
+        train(config, resume=True)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_stale_temporary_checkpoint_files_are_removed(tmp_path: Path) -> None:
+    from unmask.train.checkpointing import save_training_state
+
+    (tmp_path / ".checkpoint-abc.tmp").write_bytes(b"half a file")
+    save_training_state(tmp_path, {"step": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

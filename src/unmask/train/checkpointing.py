@@ -24,6 +24,8 @@ class CheckpointStateError(ValueError):
 
 def save_training_state(directory: Path, state: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".checkpoint-*.tmp"):  # left by a kill during an earlier write
+        stale.unlink(missing_ok=True)
     target = directory / CHECKPOINT_FILE
     handle, temp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
     try:

@@ -121,8 +121,12 @@ def _jsonl_data(section: DataSection) -> TrainData:
     stream: list[int] = []
     rows: list[list[int]] = []
     target_rows: list[list[bool]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise TrainConfigError(f"{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
             if not line.strip():
                 continue
             try:

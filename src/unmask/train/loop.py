@@ -160,7 +160,9 @@ def train(
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s))
     start = 0
-    if resume and has_checkpoint(out):
+    if resume and not has_checkpoint(out):
+        raise TrainConfigError(f"--resume: {out} holds no training checkpoint (is run.out_dir right?); drop --resume to start a new run")
+    if resume:
         state = load_training_state(out)
         saved = TrainConfig.from_dict(state["config"], "checkpoint")
         diffs = config_differences(saved, config)
