@@ -183,3 +183,16 @@ def test_split_rows_over_global_denominator_equals_full_batch(kind: str, normali
     assert 0.5 < full.item() < 20
     for whole, a, b in zip(gradient(full), gradient(halves[0]), gradient(halves[1])):
         torch.testing.assert_close(a + b, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_t_max_bounds_the_noise_and_is_validated() -> None:
+    from unmask.train import TrainConfigError, load_config
+    from unmask.train.objectives import draw_noise
+
+    noise = draw_noise(0, 3, 4000, 2, 1e-3, t_max=0.6)
+    assert float(noise.t.max()) <= 0.6 and float(noise.t.min()) >= 1e-3
+    assert 0.29 < float(noise.t.mean()) < 0.31
+    full = draw_noise(0, 3, 4000, 2, 1e-3)
+    assert float(full.t.max()) > 0.99
+    with pytest.raises(TrainConfigError, match="objective.t_max"):
+        load_config(None, ["objective.t_max=1.5"])

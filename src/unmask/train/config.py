@@ -71,6 +71,9 @@ class ObjectiveSection:
 
     kind: str = "diffusion"
     eps: float = 1e-3
+    # t ~ U(eps, t_max). 1.0 is the masked-diffusion ELBO; a smaller t_max spends the compute on the
+    # partly-unmasked states that confidence-ordered decoding actually visits (no longer an ELBO).
+    t_max: float = 1.0
     normalisation: str = "token"
     weighting: str = "inverse_t"
 
@@ -130,6 +133,8 @@ class TrainConfig:
                 raise TrainConfigError(f"{name} must be >= 0, got {self.get(name)}")
         if not 0 < self.objective.eps < 1:
             raise TrainConfigError(f"objective.eps must be in (0, 1), got {self.objective.eps}")
+        if not self.objective.eps < self.objective.t_max <= 1:
+            raise TrainConfigError(f"objective.t_max must be in (objective.eps, 1], got {self.objective.t_max}")
         if not self.optim.lr > 0:
             raise TrainConfigError(f"optim.lr must be positive, got {self.optim.lr}")
         if len(self.optim.betas) != 2 or not all(0 <= b < 1 for b in self.optim.betas):

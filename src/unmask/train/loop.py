@@ -203,7 +203,7 @@ def train(
         model.train()
         for step in range(start, config.optim.max_steps):
             tokens, targets = data.batch(config.data.seed, step, config.optim.batch_size)
-            noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps)
+            noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps, config.objective.t_max)
             masked = diffusion_masked(targets, noise) if config.objective.kind == "diffusion" else None
             norm = denominator(config.objective, targets, masked)
             tokens, targets = tokens[rows].to(device), targets[rows].to(device)

@@ -25,10 +25,11 @@ class Noise:
     u: Tensor  # [B, L]
 
 
-def draw_noise(seed: int, step: int, batch: int, length: int, eps: float) -> Noise:
-    """A pure function of (seed, step): resumption and every process see the same noise."""
+def draw_noise(seed: int, step: int, batch: int, length: int, eps: float, t_max: float = 1.0) -> Noise:
+    """t ~ U(eps, t_max) per row, u ~ U(0, 1) per token; a pure function of (seed, step), so
+    resumption and every process see the same noise."""
     generator = torch.Generator().manual_seed(seed * 7_919 + step * 104_729 + 17)
-    t = eps + (1 - eps) * torch.rand(batch, generator=generator, dtype=torch.float64)
+    t = eps + (t_max - eps) * torch.rand(batch, generator=generator, dtype=torch.float64)
     u = torch.rand(batch, length, generator=generator, dtype=torch.float64)
     return Noise(t.float(), u.float())
 
