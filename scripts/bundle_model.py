@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config-file", default=None, help="the config the run was started with (for the card's command)")
+    parser.add_argument("--note", action="append", default=[], help="an extra line for the card's training section")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     source = args.run / "model"
@@ -77,6 +78,7 @@ def main() -> int:
         f"- wall time: {steps[-1]['elapsed_s'] / 60:.1f} min on CPU with {training['run']['threads']} thread(s) "
         f"(2-core machine shared with other jobs; elapsed time of the last session if the run was resumed)" if steps else "",
         f"- validation accuracy during training: " + ", ".join(f"step {e['step']}: {e['eval_accuracy']:.1%}" for e in evals[-4:]),
+        *[f"- {note}" for note in args.note],
         "",
         "Config (training_config.json in this directory):",
         "",
