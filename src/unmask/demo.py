@@ -29,13 +29,16 @@ def default_models_dir() -> Path:
     return Path.cwd() / "models"
 
 
+_PREFIX = 34  # width of "  name  accuracy [lo - hi]" before the per-group columns
+
+
 def _row(name: str, report: EvalReport) -> str:
     lo, hi = report.ci95
+    prefix = f"  {name:<10} {report.accuracy:>6.1%} [{lo:>4.0%}-{hi:>4.0%}]".ljust(_PREFIX)
     groups = ""
     if report.group_name:
-        groups = "  " + " ".join(f"{c / t:>4.0%}" for _, (c, t) in sorted(report.by_group.items(), key=lambda kv: int(kv[0])))
-    return (f"  {name:<10} {report.accuracy:>6.1%} [{lo:.0%}-{hi:.0%}]{groups}   "
-            f"nfe {report.nfe:>5.1f}  tok/fwd {report.tokens_per_forward:4.2f}  {report.seconds:5.1f} s")
+        groups = " ".join(f"{c / t:>4.0%}" for _, (c, t) in sorted(report.by_group.items(), key=lambda kv: int(kv[0]))) + "  "
+    return f"{prefix}{groups}nfe {report.nfe:>4.1f}  tok/fwd {report.tokens_per_forward:4.2f}  {report.seconds:5.1f} s"
 
 
 def compare(models: Path, task_name: str, n: int, seed: int, out: TextIO) -> dict[str, EvalReport]:
@@ -46,7 +49,8 @@ def compare(models: Path, task_name: str, n: int, seed: int, out: TextIO) -> dic
     reports = {}
     header = f"{task.name}: {n} held-out examples (test split, seed {seed})"
     if task.group_name:
-        header += "\n  " + " " * 27 + "  ".join(f"{task.group_name.upper()}{g}" for g in sorted({str(task.group_of(e)) for e in examples}, key=int))
+        groups = sorted({str(task.group_of(e)) for e in examples}, key=int)
+        header += "\n" + " " * _PREFIX + " ".join(f"{task.group_name.upper() + g:>4}" for g in groups)
     print(header, file=out)
     for kind in ("diffusion", "ar"):
         directory = models / f"{task.name}-{kind}"
