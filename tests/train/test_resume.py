@@ -235,3 +235,16 @@ def test_stale_temporary_checkpoint_files_are_removed(tmp_path: Path) -> None:
     (tmp_path / ".checkpoint-abc.tmp").write_bytes(b"half a file")
     save_training_state(tmp_path, {"step": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_resuming_a_finished_run_reports_its_last_loss(tmp_path: Path) -> None:
+    from unmask.train import load_config, train
+
+    config = load_config(None, [f"run.out_dir={json.dumps(str(tmp_path / 'run'))}", "run.progress=false", "run.eval_n=0",
+                                "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.num_kv_heads=2",
+                                "model.intermediate_size=64", "optim.batch_size=4", "optim.max_steps=3", "data.train_size=20",
+                                "run.log_every=1"])
+    first = train(config)
+    again = train(config, resume=True)
+    assert again.loss == first.loss and again.step == 3
+    assert (tmp_path / "run" / "model" / "config.json").exists()

@@ -254,11 +254,13 @@ def train(
                 raise TrainingInterrupted(
                     f"interrupted at step {done}: checkpoint written to {out} (continue with --resume), "
                     f"current weights exported to {out / MODEL_DIR}")
-    if progress is not None:
-        progress.close()
-    model_dir = None
-    if rank == 0:
-        model_dir = export_model(model, out / MODEL_DIR, config)
+        if progress is not None:
+            progress.close()
+        model_dir = None
+        if rank == 0:  # still inside _StopFlag: a Ctrl-C now cannot tear the export
+            model_dir = export_model(model, out / MODEL_DIR, config)
+        if math.isnan(loss_value) and rank == 0:  # resumed a finished run: report its last logged loss
+            loss_value = _last_logged_loss(out / METRICS_FILE)
     if world > 1:
         dist.barrier()
     return TrainResult(out, config.optim.max_steps, loss_value, model_dir, time.perf_counter() - started, eval_accuracy)
@@ -293,6 +295,16 @@ def _progress(config: TrainConfig, start: int, rank: int):  # type: ignore[no-un
 def _append_metrics(out: Path, record: dict[str, Any]) -> None:
     with (out / METRICS_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def _last_logged_loss(path: Path) -> float:
+    loss = float("nan")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            loss = float(json.loads(line)["loss"])
+        except (ValueError, KeyError, TypeError):
+            continue  # eval records, or a line torn by a crash
+    return loss
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
