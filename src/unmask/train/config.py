@@ -180,7 +180,7 @@ RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a TOML file (or start from defaults when ``path`` is None) and apply ``a.b=value`` overrides."""
     data: dict[str, Any] = {}
-    where = "defaults"
+    where = "--set overrides"
     if path is not None:
         file = Path(path)
         where = str(file)
