@@ -27,7 +27,7 @@ from unmask.sampling.params import LLaDAParams
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback, full_width
 from unmask.sampling.rules import select_factor, select_threshold, select_top_k
 from unmask.sampling.schedule import block_bounds, linear_transfer_counts
-from unmask.sampling.scoring import best_token, gumbel_perturb, margin_confidence
+from unmask.sampling.scoring import best_token, gumbel_perturb, proposal_confidence
 
 
 def commit_step(
@@ -41,12 +41,9 @@ def commit_step(
     """Pick tokens for a chunk and decide what to commit: returns (new chunk, commit mask)."""
     assert params.mask_id is not None
     proposal = best_token(gumbel_perturb(logits, params.temperature, generator), params.mask_id)
-    if params.remasking in ("low_confidence", "margin"):
-        probs = torch.softmax(logits.to(torch.float64), dim=-1)
-        if params.remasking == "margin":
-            confidence = margin_confidence(probs)
-        else:
-            confidence = torch.gather(probs, -1, proposal[..., None])[..., 0]
+    if params.remasking != "random":  # entropy is refused with Fast-dLLM options (params.py)
+        probs = torch.softmax(logits.to(torch.float64), dim=-1)  # float64, as the reference
+        confidence = proposal_confidence(probs, proposal, params.remasking)
     else:
         confidence = torch.rand(chunk.shape, device=chunk.device, generator=generator, dtype=torch.float64)
     if params.factor is not None:

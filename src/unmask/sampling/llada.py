@@ -25,7 +25,7 @@ from unmask.sampling.params import LLaDAParams, ParamError
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback
 from unmask.sampling.rules import select_top_k
 from unmask.sampling.schedule import block_bounds, linear_transfer_counts
-from unmask.sampling.scoring import best_token, gumbel_perturb, margin_confidence, negative_entropy
+from unmask.sampling.scoring import best_token, gumbel_perturb, proposal_confidence
 
 
 def init_canvas(prompt: Tensor, gen_length: int, mask_id: int, attention_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -97,12 +97,7 @@ def llada_generate(
                 if params.confidence_eos_eot_inf:
                     logits[:, :, no_confidence_ids] = float("-inf")
                 probs = torch.softmax(logits, dim=-1)  # in the logits' dtype, as the reference
-                if params.remasking == "margin":
-                    confidence = margin_confidence(probs)
-                elif params.remasking == "entropy":
-                    confidence = negative_entropy(probs)
-                else:
-                    confidence = torch.gather(probs, -1, proposal[..., None])[..., 0]
+                confidence = proposal_confidence(probs, proposal, params.remasking)
             else:
                 confidence = torch.rand(canvas.shape, device=canvas.device, generator=generator)
             candidates = masked & (positions < block_end)

@@ -91,3 +91,13 @@ def margin_confidence(probs: Tensor) -> Tensor:
 def negative_entropy(probs: Tensor) -> Tensor:
     """sum p log(p + 1e-10): higher means more confident (Dream's ``entropy`` score)."""
     return torch.sum(probs * torch.log(probs + 1e-10), dim=-1)
+
+
+def proposal_confidence(probs: Tensor, proposal: Tensor, remasking: str) -> Tensor:
+    """Confidence of each proposal under LLaDA's ``remasking`` name: the proposal's probability
+    (``low_confidence``), p1 - p2 (``margin``) or the negative entropy (``entropy``)."""
+    if remasking == "margin":
+        return margin_confidence(probs)
+    if remasking == "entropy":
+        return negative_entropy(probs)
+    return torch.gather(probs, -1, proposal[..., None])[..., 0]

@@ -87,8 +87,8 @@ def _sudoku() -> Task:
         score=lambda example, generated: sudoku.score(example, generated, vocab),
         group_name=None,
         group_of=None,
-        prompt_length=82,
-        answer_length=82,
+        prompt_length=sudoku.CELLS + 1,  # the cells, then ANS
+        answer_length=sudoku.CELLS + 1,  # the solution, then EOS
     )
 
 
