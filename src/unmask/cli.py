@@ -20,6 +20,7 @@ commands:
   train      train a masked-diffusion model or the AR baseline from a config file
   eval       task accuracy (planning, sudoku) of a model, with a 95% confidence interval
   demo       the bundled models: diffusion vs AR on held-out puzzles, one puzzle denoised live
+  serve      OpenAI-compatible HTTP server: streaming, batching, a live denoising playground
 """
 
 _GENERATE_EPILOG = """\
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from unmask.cli_train import add_train_parsers
 
     add_train_parsers(commands)
+    from unmask.cli_serve import add_serve_parser
+
+    add_serve_parser(commands)
     return parser
 
 
