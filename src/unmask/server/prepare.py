@@ -188,6 +188,9 @@ def prepare(request: CompletionRequest | ChatCompletionRequest, served: ServedMo
         raise APIError("the prompt contains the mask token; the server does not fill masks inside prompts", param="prompt")
     length = _length(asked, len(ids), served, limits)
     knobs.update(openai_to_knobs(served.family, request.temperature, request.top_p))
+    steps = knobs.get("steps")
+    if isinstance(steps, int) and steps > limits.max_tokens:  # each step is a forward pass: bound the work
+        raise APIError(f"steps is {steps}, above this server's limit of {limits.max_tokens} (its max_tokens)", param="steps")
     knobs = fit_schedule(served.family, length, knobs, served.generation_config)
     knobs[LENGTH_FIELD[served.family]] = length
     seed = request.seed if request.seed is not None else secrets.randbits(63)
