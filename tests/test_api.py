@@ -60,8 +60,9 @@ def test_llada_eos_knobs_work_on_any_vocabulary(llada: unmask.model.DiffusionTra
 
 def test_routing_by_parameters(llada: unmask.model.DiffusionTransformer, dream: unmask.model.DiffusionTransformer) -> None:
     assert unmask.generate(llada, [[3]], gen_length=8, steps=8, block_length=8).decoder == "llada"
-    assert unmask.generate(llada, [[3]], gen_length=8, block_length=8, steps=8, threshold=0.9).decoder == "fastdllm"
-    assert unmask.generate(llada, [[3]], gen_length=8, block_length=8, steps=8, cache="dual").decoder == "fastdllm+dual_cache"
+    assert unmask.generate(llada, [[3]], gen_length=8, block_length=8, steps=8, threshold=0.9).decoder == "engine:threshold"
+    assert unmask.generate(llada, [[3]], gen_length=8, block_length=8, steps=8, cache="dual").decoder == "engine:fixed+dual_cache"
+    assert unmask.generate(llada, [[3]], gen_length=8, block_length=8, steps=8, policy="eb", gamma=0.5).decoder == "engine:eb"
     assert unmask.generate(dream, [[3]], max_new_tokens=8, steps=8, alg="entropy").decoder == "dream"
     out = unmask.generate(dream, [[3]], max_new_tokens=8, steps=4, block_length=4, alg="confidence_threshold")
     assert out.decoder == "fastdllm_dream_block+prefix_cache"

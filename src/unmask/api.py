@@ -18,14 +18,15 @@ import torch
 from torch import Tensor
 
 from unmask.checkpoint import load_model, save_model
+from unmask.engine.loop import DecodeSpec, RowSpec, decode_batch
 from unmask.model import DiffusionTransformer
 from unmask.sampling.ar import ARParams, ar_generate
 from unmask.sampling.dream import dream_generate
 from unmask.sampling.dream_block import dream_block_generate
-from unmask.sampling.fastdllm import fastdllm_generate
+from unmask.sampling.family import decoding_family
 from unmask.sampling.llada import llada_generate
 from unmask.sampling.params import DreamParams, LLaDAParams, ParamError, resolve
-from unmask.sampling.result import GenerateOutput, StepCallback
+from unmask.sampling.result import GenerateOutput, Recorder, StepCallback
 from unmask.tokenizer import Tokenizer
 
 
@@ -44,14 +45,6 @@ def load(path: str | Path, dtype: torch.dtype | str | None = torch.float32, devi
 def save(model: DiffusionTransformer, path: str | Path, family: str | None = None, dtype: torch.dtype | str | None = None) -> Path:
     """Write ``model`` in the HF layout of ``family`` (default: the one it was loaded from)."""
     return save_model(model, path, family=family, dtype=dtype)
-
-
-def decoding_family(model: DiffusionTransformer) -> str:
-    """'ar' for causal-attention models (left-to-right decoding), 'dream' for models that read
-    predictions from the previous position, else 'llada'."""
-    if model.config.attention == "causal":
-        return "ar"
-    return "dream" if model.config.shift_logits else "llada"
 
 
 def generate(
@@ -91,13 +84,50 @@ def generate(
     else:
         llada = resolve(LLaDAParams, params, model.generation_config)
         llada = _with_mask_id(llada, _mask_id(model, llada.mask_id))
-        decode_llada = fastdllm_generate if llada.uses_fastdllm else llada_generate
         prompt = _pads_without_mask_id(prompt, mask, llada.mask_id, model)
-        out = decode_llada(model, prompt, llada, attention_mask=mask, generator=generator, callback=on_step)
+        if llada.uses_engine:
+            out = _engine_generate(model, prompt, llada, mask, generator, on_step)
+        else:
+            out = llada_generate(model, prompt, llada, attention_mask=mask, generator=generator, callback=on_step)
     # the prompt exactly as given (pads included); plain tensors, usable outside inference mode
     out.sequences = torch.cat((given, out.sequences[:, given.shape[1]:]), dim=1)
     out.tokens = out.tokens.clone()
     return out
+
+
+def _engine_generate(
+    model: DiffusionTransformer,
+    prompt: Tensor,
+    params: LLaDAParams,
+    mask: Tensor | None,
+    generator: torch.Generator,
+    on_step: StepCallback | None,
+) -> GenerateOutput:
+    """Fast options through the engine's loop. Row 0 draws from ``generator``; row i > 0 from its
+    own generator seeded ``generator.initial_seed() + i``, so a row decodes the same alone."""
+    recorder = Recorder(on_step)
+    rows = []
+    for index, ids in enumerate(prompt.tolist()):
+        pads = 0 if mask is None else int((mask[index] == 0).sum())
+        row_generator = generator if index == 0 else _seeded(generator.initial_seed() + index, model.device)
+        rows.append(RowSpec(ids[pads:], row_generator, [], params.stop_at_eos))
+
+    def on_forward(canvas: Tensor, commit: Tensor) -> None:
+        recorder.forward_done()
+        recorder.committed(canvas, commit)
+
+    spec = DecodeSpec.from_params(params, model.config.eos_token_id)
+    outcome = decode_batch(model, rows, spec, pad_id=0 if spec.mask_id != 0 else 1, on_forward=on_forward)
+    name = f"engine:{spec.policy.name}" + ("" if params.cache is None else f"+{params.cache}_cache")
+    out = recorder.finish(outcome.canvas, outcome.prompt_length, name)
+    out.row_nfe = [row.nfe for row in outcome.rows]
+    return out
+
+
+def _seeded(seed: int, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed % 2**63)
+    return generator
 
 
 def _mask_id(model: DiffusionTransformer, given: int | None) -> int:

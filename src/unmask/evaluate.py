@@ -28,6 +28,7 @@ class EvalReport:
     by_group: dict[str, list[int]] = field(default_factory=dict)  # group -> [correct, total]
     group_name: str | None = None
     nfe: float = 0.0  # mean forward passes per decoding call (each call decodes a batch of rows at once)
+    row_nfe: float = 0.0  # mean forward passes each example took part in (rows may leave a batch early)
     tokens_per_forward: float = 0.0  # tokens committed per forward pass, per row (measured, not assumed)
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
@@ -116,7 +117,7 @@ def evaluate(
         calls += 1
         nfe_total += out.nfe
         committed += sum(sum(step) for step in out.commits_per_forward)
-        row_forwards += out.nfe * len(chunk)
+        row_forwards += sum(out.forwards_per_row)
         for example, row in zip(chunk, out.tokens.tolist()):
             ok = task.score(example, row)
             report.correct += ok
@@ -128,4 +129,5 @@ def evaluate(
     report.seconds = time.perf_counter() - started
     report.nfe = nfe_total / calls if calls else 0.0
     report.tokens_per_forward = committed / row_forwards if row_forwards else 0.0
+    report.row_nfe = row_forwards / len(examples) if examples else 0.0
     return report

@@ -26,6 +26,10 @@ class KVCache:
         """The cache of positions [0, length) only (a view, no copy)."""
         return KVCache([(k[:, :, :length], v[:, :, :length]) for k, v in self.layers])
 
+    def select_rows(self, rows: Tensor) -> "KVCache":
+        """The cache of the batch rows ``rows`` (1-D indices) only, in that order."""
+        return KVCache([(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers])
+
 
 def positions_from_mask(attention_mask: Tensor) -> Tensor:
     """RoPE positions for a left-padded batch: each row counts from its first real token."""

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 REMASKING = ("low_confidence", "random", "margin", "entropy")
 DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "confidence_threshold")
 CACHES = (None, "prefix", "dual")
+POLICY_NAMES = ("fixed", "threshold", "factor", "eb", "hierarchical")
 
 
 class ParamError(ValueError):
@@ -24,7 +25,10 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class LLaDAParams:
-    """LLaDA ``generate()`` keywords, plus Fast-dLLM's ``threshold``/``factor`` and ``cache``."""
+    """LLaDA ``generate()`` keywords, plus Fast-dLLM's ``threshold``/``factor`` and ``cache``, and
+    unmask's engine options: ``policy`` (see :mod:`unmask.sampling.policies`) with its knobs
+    ``gamma`` (eb) and ``low_threshold`` (hierarchical), and ``stop_at_eos`` (a row stops once it
+    has committed EOS with everything before it committed; its later positions become EOS)."""
 
     gen_length: int = 128
     steps: int = 128
@@ -38,10 +42,37 @@ class LLaDAParams:
     threshold: float | None = None
     factor: float | None = None
     cache: str | None = None
+    policy: str | None = None
+    gamma: float | None = None
+    low_threshold: float | None = None
+    stop_at_eos: bool = False
 
     @property
-    def uses_fastdllm(self) -> bool:
-        return self.threshold is not None or self.factor is not None or self.cache is not None
+    def uses_engine(self) -> bool:
+        """Any option beyond LLaDA's reference ``generate()``: decoded by the engine."""
+        return (self.threshold is not None or self.factor is not None or self.cache is not None
+                or self.policy is not None or self.stop_at_eos)
+
+    @property
+    def policy_name(self) -> str:
+        """The policy in effect: ``policy``, else implied by ``threshold``/``factor``, else fixed."""
+        if self.policy is not None:
+            return self.policy
+        return "threshold" if self.threshold is not None else "factor" if self.factor is not None else "fixed"
+
+    def policy_knobs(self) -> dict[str, float]:
+        """The chosen policy's knobs (defaults where a knob was left out)."""
+        name = self.policy_name
+        if name == "threshold":
+            return {"threshold": 0.9 if self.threshold is None else self.threshold}
+        if name == "factor":
+            return {"factor": 1.0 if self.factor is None else self.factor}
+        if name == "eb":
+            return {"gamma": 0.1 if self.gamma is None else self.gamma}
+        if name == "hierarchical":
+            return {"threshold": 0.9 if self.threshold is None else self.threshold,
+                    "low_threshold": 0.5 if self.low_threshold is None else self.low_threshold}
+        return {}
 
     @property
     def num_blocks(self) -> int:
@@ -52,8 +83,8 @@ class LLaDAParams:
         return self.steps // self.num_blocks
 
     def validate(self) -> None:
-        _flags(self, "logits_eos_inf", "confidence_eos_eot_inf")
-        _numbers(self, "threshold", "factor")
+        _flags(self, "logits_eos_inf", "confidence_eos_eot_inf", "stop_at_eos")
+        _numbers(self, "threshold", "factor", "gamma", "low_threshold")
         _positive_int(self, "gen_length", "steps", "block_length")
         if self.gen_length % self.block_length:
             raise ParamError(f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length})")
@@ -68,14 +99,33 @@ class LLaDAParams:
             raise ParamError(f"factor must be positive, got {self.factor!r}")
         if self.threshold is not None and self.factor is not None:
             raise ParamError("pass threshold or factor, not both")
+        self._validate_policy()
         if self.cache not in CACHES:
             raise ParamError(f"cache must be 'prefix', 'dual' or None, got {self.cache!r}")
-        if self.uses_fastdllm and self.remasking == "entropy":
-            raise ParamError("remasking='entropy' has no probability scale for threshold/factor; use low_confidence or margin with Fast-dLLM options")
-        if self.uses_fastdllm and self.cfg_scale > 0:
+        if self.remasking == "entropy" and self.policy_name in ("threshold", "factor", "hierarchical"):
+            raise ParamError(f"remasking='entropy' has no probability scale for the {self.policy_name} policy's thresholds; use low_confidence or margin, or policy 'fixed' or 'eb'")
+        if self.uses_engine and self.cfg_scale > 0:
             raise ParamError("cfg_scale is not supported together with threshold/factor/cache (Fast-dLLM has no CFG)")
-        if self.uses_fastdllm and (self.logits_eos_inf or self.confidence_eos_eot_inf):
+        if self.uses_engine and (self.logits_eos_inf or self.confidence_eos_eot_inf):
             raise ParamError("logits_eos_inf/confidence_eos_eot_inf are LLaDA generate() knobs; Fast-dLLM decoders have none")
+
+    def _validate_policy(self) -> None:
+        if self.policy is not None and self.policy not in POLICY_NAMES:
+            raise ParamError(f"policy must be one of {', '.join(POLICY_NAMES)}, got {self.policy!r}")
+        name = self.policy_name
+        # each knob belongs to some policies; a knob the chosen policy ignores is a mistake
+        owners = {"threshold": ("threshold", "hierarchical"), "factor": ("factor",), "gamma": ("eb",),
+                  "low_threshold": ("hierarchical",)}
+        for knob, policies in owners.items():
+            if getattr(self, knob) is not None and name not in policies:
+                raise ParamError(f"{knob} does not apply to policy {name!r} (it is a knob of: {', '.join(policies)})")
+        if self.gamma is not None and self.gamma < 0:
+            raise ParamError(f"gamma must be >= 0, got {self.gamma!r}")
+        if self.low_threshold is not None and not 0.0 < self.low_threshold <= 1.0:
+            raise ParamError(f"low_threshold must be in (0, 1], got {self.low_threshold!r}")
+        knobs = self.policy_knobs()
+        if name == "hierarchical" and knobs["low_threshold"] > knobs["threshold"]:
+            raise ParamError(f"low_threshold ({knobs['low_threshold']}) must not exceed threshold ({knobs['threshold']})")
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,20 @@ class GenerateOutput:
     prompt_length: int
     decoder: str
     commits_per_forward: list[list[int]] = field(default_factory=list)
+    # forwards each row took part in (rows leave the engine's batch early); None: every row, nfe
+    row_nfe: list[int] | None = None
+
+    @property
+    def forwards_per_row(self) -> list[int]:
+        return list(self.row_nfe) if self.row_nfe is not None else [self.nfe] * self.tokens.shape[0]
 
     @property
     def tokens_per_forward(self) -> float:
-        """Generated tokens per forward pass, averaged over the batch rows."""
-        if self.nfe == 0:
+        """Tokens committed per forward pass a row took part in, over the whole batch."""
+        forwards = sum(self.forwards_per_row)
+        if forwards == 0:
             return 0.0
-        return self.tokens.shape[1] / self.nfe
+        return sum(sum(step) for step in self.commits_per_forward) / forwards
 
     @property
     def tokens_per_second(self) -> float:

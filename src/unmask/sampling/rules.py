@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 
-def _ranks(confidence: Tensor, candidates: Tensor) -> Tensor:
+def candidate_ranks(confidence: Tensor, candidates: Tensor) -> Tensor:
     """Rank of each candidate in its row (0 = most confident); non-candidates rank last."""
     scores = confidence.masked_fill(~candidates, float("-inf"))
     order = torch.argsort(scores, dim=-1, descending=True, stable=True)
@@ -22,12 +22,12 @@ def _ranks(confidence: Tensor, candidates: Tensor) -> Tensor:
 
 def select_top_k(confidence: Tensor, candidates: Tensor, k: Tensor) -> Tensor:
     """The ``k[b]`` most confident candidates of each row b (fewer if the row has fewer)."""
-    return candidates & (_ranks(confidence, candidates) < k.view(-1, 1))
+    return candidates & (candidate_ranks(confidence, candidates) < k.view(-1, 1))
 
 
 def select_threshold(confidence: Tensor, candidates: Tensor, threshold: float) -> Tensor:
     """Fast-dLLM threshold rule: the top-1 candidate always, plus every candidate >= threshold."""
-    top1 = candidates & (_ranks(confidence, candidates) == 0)
+    top1 = candidates & (candidate_ranks(confidence, candidates) == 0)
     return top1 | (candidates & (confidence >= threshold))
 
 
@@ -38,7 +38,7 @@ def select_factor(confidence: Tensor, candidates: Tensor, factor: float) -> Tens
     failing rank r* is the number committed. As in the reference, a failure at the very last
     rank (r* = n - 1) still commits all n.
     """
-    ranks = _ranks(confidence, candidates)
+    ranks = candidate_ranks(confidence, candidates)
     count = candidates.sum(dim=-1)  # n per row
     bar = 1.0 - factor / (ranks.to(torch.float64) + 2.0)
     fails = candidates & (ranks >= 1) & (confidence.to(torch.float64) < bar)

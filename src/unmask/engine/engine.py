@@ -1,0 +1,161 @@
+"""``Engine``: requests in, token ids out. Groups compatible requests into batches and decodes them.
+
+Diffusion models with unshifted logits (LLaDA and unmask's own) go through the batched loop of
+:mod:`unmask.engine.loop`, with per-row early exit. Causal (AR) models are decoded left to right
+with a KV cache: one batch per group at temperature 0, one row at a time when sampling (each row
+keeps its own seed). Dream-family models are decoded one row at a time by Dream's decoders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, replace
+from typing import Any, Hashable
+
+import torch
+
+from unmask.engine.loop import BatchOutcome, DecodeSpec, RowSpec, decode_batch, find_stop
+from unmask.engine.types import CancelCheck, EngineRequest, RowResult, RowUpdate, UpdateCallback
+from unmask.model import DiffusionTransformer
+from unmask.sampling.ar import ARParams, ar_generate
+from unmask.sampling.dream import dream_generate
+from unmask.sampling.dream_block import dream_block_generate
+from unmask.sampling.family import decoding_family
+from unmask.sampling.params import DreamParams, LLaDAParams, ParamError, resolve
+
+
+def seeded(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+class Engine:
+    """Decodes :class:`EngineRequest` rows on one model. Not thread-safe: call ``run`` from one thread."""
+
+    def __init__(self, model: DiffusionTransformer) -> None:
+        self.model = model
+        self.family = decoding_family(model)
+        config = model.config
+        self.mask_id: int | None = config.mask_token_id
+        self.eos_id: int | None = config.eos_token_id
+        pad = config.pad_token_id
+        self.pad_id: int = pad if pad is not None and pad != self.mask_id else (0 if self.mask_id != 0 else 1)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def params_of(self, request: EngineRequest) -> LLaDAParams | ARParams | DreamParams:
+        """The request's decoding options resolved over the checkpoint's generation config."""
+        cls = {"llada": LLaDAParams, "ar": ARParams, "dream": DreamParams}[self.family]
+        params = resolve(cls, request.params, self.model.generation_config)
+        if isinstance(params, LLaDAParams):
+            mask_id = params.mask_id if params.mask_id is not None else self.mask_id
+            if mask_id is None:
+                raise ParamError("the model's config.json has no mask_token_id; pass mask_id=...")
+            params = replace(params, mask_id=mask_id)
+        return params
+
+    def batch_key(self, request: EngineRequest) -> Hashable:
+        """Requests with equal keys can share one batch (everything but prompt, seed and stops)."""
+        return (self.family, astuple(self.params_of(request)))
+
+    def check(self, request: EngineRequest) -> None:
+        """Reject a request the model cannot take, naming the problem (ParamError)."""
+        ids = request.prompt_ids
+        if not isinstance(ids, list) or not ids:
+            raise ParamError("prompt_ids must be a non-empty list of token ids")
+        vocab = self.model.config.vocab_size
+        bad = [i for i in ids if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < vocab]
+        if bad:
+            raise ParamError(f"prompt_ids contain {bad[0]!r}, not a token id in [0, {vocab})")
+        for stop in request.stop_sequences:
+            if not stop or any(not isinstance(i, int) for i in stop):
+                raise ParamError("every stop sequence must be a non-empty list of token ids")
+        if not isinstance(request.seed, int) or isinstance(request.seed, bool):
+            raise ParamError(f"seed must be an integer, got {request.seed!r}")
+        self.params_of(request)
+
+    # -- decoding -----------------------------------------------------------------------------
+    def run(
+        self,
+        requests: list[EngineRequest],
+        on_update: UpdateCallback | None = None,
+        is_cancelled: CancelCheck | None = None,
+    ) -> list[RowResult]:
+        """Decode every request; results come back in request order. Requests are checked first,
+        so a bad one fails the call before any decoding."""
+        for request in requests:
+            self.check(request)
+        groups: dict[Hashable, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(self.batch_key(request), []).append(index)
+        results: list[RowResult | None] = [None] * len(requests)
+        for members in groups.values():
+            decode = self._run_diffusion if self.family == "llada" else self._run_one_by_one
+            for index, result in zip(members, decode([requests[i] for i in members], members, on_update, is_cancelled)):
+                results[index] = result
+        return [r for r in results if r is not None]
+
+    def _run_diffusion(
+        self, requests: list[EngineRequest], members: list[int], on_update: UpdateCallback | None, is_cancelled: CancelCheck | None,
+    ) -> list[RowResult]:
+        params = self.params_of(requests[0])
+        assert isinstance(params, LLaDAParams)
+        if params.cfg_scale > 0 or params.logits_eos_inf or params.confidence_eos_eot_inf:
+            raise ParamError("the engine does not run cfg_scale or the EOS knobs; use unmask.generate (reference decoder)")
+        spec = DecodeSpec.from_params(params, self.eos_id)
+        rows = [RowSpec(r.prompt_ids, seeded(r.seed, self.model.device), r.stop_sequences, r.stop_at_eos) for r in requests]
+        mask_id = spec.mask_id
+
+        def row_hook(row: int, canvas: list[int], prefix: int, new: list[int], finished: bool) -> None:
+            if on_update is not None:
+                nfe = state_nfe[row] = state_nfe[row] + 1
+                on_update(members[row], RowUpdate(canvas, prefix, new, nfe, finished, mask_id))
+
+        state_nfe = [0] * len(rows)
+        cancelled = None if is_cancelled is None else (lambda row: is_cancelled(members[row]))
+        outcome = decode_batch(self.model, rows, spec, pad_id=self.pad_id, on_row=row_hook, is_cancelled=cancelled)
+        return self._results(outcome)
+
+    @staticmethod
+    def _results(outcome: BatchOutcome) -> list[RowResult]:
+        generated = outcome.canvas[:, outcome.prompt_length:].tolist()
+        return [
+            RowResult(generated[i][:row.cut], row.finish_reason, row.nfe, row.committed, row.seconds, row.stop_sequence)
+            for i, row in enumerate(outcome.rows)
+        ]
+
+    def _run_one_by_one(
+        self, requests: list[EngineRequest], members: list[int], on_update: UpdateCallback | None, is_cancelled: CancelCheck | None,
+    ) -> list[RowResult]:
+        """AR and Dream models: each row decoded by the family's decoder (no batching, no per-step
+        cancellation; a cancelled row is dropped before it starts)."""
+        results = []
+        for request, member in zip(requests, members):
+            if is_cancelled is not None and is_cancelled(member):
+                results.append(RowResult([], "cancelled", 0, 0, 0.0))
+                continue
+            params = self.params_of(request)
+            prompt = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.model.device)
+            generator = seeded(request.seed, self.model.device)
+            out = self._decode_single(prompt, params, generator)
+            tokens = out.tokens[0].tolist()
+            reason: Any = "length"
+            stop_hit = find_stop(tokens, request.stop_sequences) if request.stop_sequences else None
+            eos_at = tokens.index(self.eos_id) if self.eos_id is not None and self.eos_id in tokens else None
+            cut, stop = len(tokens), None
+            if eos_at is not None:
+                cut, reason = eos_at, "stop"
+            if stop_hit is not None and stop_hit[0] < cut:
+                cut, reason, stop = stop_hit[0], "stop", stop_hit[1]
+            committed = sum(step[0] for step in out.commits_per_forward)
+            result = RowResult(tokens[:cut], reason, out.nfe, committed, out.seconds, stop)
+            if on_update is not None:
+                on_update(member, RowUpdate(tokens, cut, list(range(len(tokens))), out.nfe, True, -1))
+            results.append(result)
+        return results
+
+    def _decode_single(self, prompt: torch.Tensor, params: Any, generator: torch.Generator) -> Any:
+        if isinstance(params, ARParams):
+            return ar_generate(self.model, prompt, params, generator=generator)
+        assert isinstance(params, DreamParams) and self.mask_id is not None
+        decode = dream_block_generate if params.block_length is not None else dream_generate
+        return decode(self.model, prompt, params, self.mask_id, generator=generator)
