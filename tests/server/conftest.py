@@ -22,7 +22,8 @@ from unmask.server import Limits, create_app, served_model
 REPO = Path(__file__).resolve().parents[2]
 PLANNING = REPO / "models" / "planning-diffusion"
 TINY_CHAT = REPO / "tests" / "assets" / "tiny-llada-chat"
-PLANNING_PROMPT = "3 7 7 12 12 5 5 9 9 1 1 2 2 4 4 6 6 8 8 10 SEP 3 10 ANS"
+# a held-out puzzle at planning distance 5 (what ``unmask serve`` pre-fills the playground with)
+PLANNING_PROMPT = "9 4 2 8 23 19 4 2 10 7 6 23 5 9 8 11 7 6 5 10 SEP 5 19 ANS"
 
 
 class LiveServer:

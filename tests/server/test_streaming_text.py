@@ -74,3 +74,12 @@ def test_multibyte_characters_split_across_byte_tokens_are_never_emitted_half() 
     deltas = feed_one_by_one(stream, ids)
     assert all("\ufffd" not in delta for delta in deltas)
     assert "".join(deltas) == tokenizer.decode(ids) == text
+
+
+def test_serve_prefills_the_playground_with_a_planning_puzzle() -> None:
+    from unmask.cli_serve import example_prompt
+
+    from tests.server.conftest import PLANNING, PLANNING_PROMPT
+
+    assert example_prompt(unmask.load(PLANNING)) == PLANNING_PROMPT
+    assert example_prompt(unmask.load(TINY_CHAT)) == ""

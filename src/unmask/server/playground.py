@@ -94,6 +94,7 @@ function draw(canvas, previous) {
   const box = $("canvas");
   box.innerHTML = "";
   let masked = 0;
+  const prefix = canvas.findIndex((cell) => cell === null);  // the committed left prefix ends here
   canvas.forEach((cell, i) => {
     const div = document.createElement("div");
     div.className = "cell";
@@ -101,6 +102,7 @@ function draw(canvas, previous) {
     else {
       div.textContent = cell.trim() === "" ? "\u2423" : cell;
       if (previous && previous[i] === null) div.classList.add("fresh");
+      else if (prefix === -1 || i < prefix) div.classList.add("prefix");
     }
     box.appendChild(div);
   });
