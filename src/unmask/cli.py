@@ -19,6 +19,7 @@ commands:
   inspect    describe a model directory: family, size, special ids, applicable decoders
   train      train a masked-diffusion model or the AR baseline from a config file
   eval       task accuracy (planning, sudoku) of a model, with a 95% confidence interval
+  bench      every decoding policy x KV cache side by side: accuracy, NFE, tokens/s, speed-ups
   demo       the bundled models: diffusion vs AR on held-out puzzles, one puzzle denoised live
   serve      OpenAI-compatible HTTP server: streaming, batching, a live denoising playground
 """
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from unmask.cli_train import add_train_parsers
 
     add_train_parsers(commands)
+    from unmask.cli_bench import add_bench_parser
+
+    add_bench_parser(commands)
     from unmask.cli_serve import add_serve_parser
 
     add_serve_parser(commands)
