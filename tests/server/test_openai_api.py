@@ -173,3 +173,15 @@ def test_seed_less_requests_report_the_seed_they_used(planning_server: Any) -> N
     again = api.completions.create(model="planning-diffusion", prompt=PLANNING_PROMPT, seed=extension(first)["seed"])
     assert first.choices[0].text == again.choices[0].text
     assert unmask.__version__
+
+
+def test_max_tokens_that_the_configured_block_does_not_divide(chat_server: Any) -> None:
+    from unmask.server.decoding import fit_schedule
+
+    config = {"gen_length": 32, "steps": 32, "block_length": 8}
+    assert fit_schedule("llada", 13, {}, config) == {"block_length": 1, "steps": 13}
+    assert fit_schedule("llada", 12, {}, config) == {"block_length": 6, "steps": 12}
+    assert fit_schedule("llada", 64, {"steps": 8}, config) == {"steps": 8}  # the client's values are kept
+    assert fit_schedule("ar", 13, {}, {}) == {}
+    response = client(chat_server).completions.create(model="tiny-chat", prompt="hello", max_tokens=12, seed=1)
+    assert response.usage.completion_tokens <= 12 and extension(response)["nfe"] <= 12
