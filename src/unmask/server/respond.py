@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from unmask.server.errors import APIError
 from unmask.server.metrics import Metrics
@@ -72,7 +73,10 @@ class Responder:
         if prepared.stream:
             body = self._stream(http, prepared, job, chat, endpoint, started)
             headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+            # if the client leaves before the first chunk, the generator never runs its cleanup:
+            # cancelling after the response (a no-op for a finished job) frees the slot then too
+            return StreamingResponse(body, media_type="text/event-stream", headers=headers,
+                                     background=BackgroundTask(self.scheduler.cancel, job))
         done = await self._wait(http, job, endpoint, started, prepared)
         ident = _new_id(chat)
         created = int(time.time())
