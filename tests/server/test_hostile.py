@@ -209,3 +209,4 @@ def test_server_still_serves_after_all_that(chat_server: LiveServer, http: httpx
     metrics = http.get("/metrics").text
     assert "unmask_requests_total" in metrics
     assert 'outcome="error_5' not in metrics
+    assert 'unmask_requests_total{endpoint="completions",outcome="error_400"}' in metrics  # refusals are counted

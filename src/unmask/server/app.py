@@ -34,6 +34,7 @@ from unmask.server.scheduler import Job, Scheduler
 from unmask.server.streaming import TextStream
 
 log = logging.getLogger("unmask.server")
+ENDPOINTS = {"/v1/completions": "completions", "/v1/chat/completions": "chat", "/v1/models": "models"}
 
 
 def served_model(model: Any, name: str, engine: Any | None = None) -> ServedModel:
@@ -160,7 +161,9 @@ def create_app(served: ServedModel, limits: Limits = Limits(), api_key: str | No
         return HTMLResponse(page.replace("__EXAMPLE__", html.escape(example_prompt)))
 
     @app.exception_handler(APIError)
-    async def api_error(_: Request, error: APIError) -> Any:
+    async def api_error(request: Request, error: APIError) -> Any:
+        if error.status != 499:  # a vanished client is counted where it is noticed
+            metrics.count_request(ENDPOINTS.get(request.url.path, "other"), f"error_{error.status}")
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

@@ -111,8 +111,7 @@ class Responder:
                 if isinstance(event, Finished):
                     return event
                 if isinstance(event, Failed):
-                    self._record(endpoint, f"error_{event.error.status}", started, prepared, None)
-                    raise event.error
+                    raise event.error  # counted by the app's error handler
         except asyncio.CancelledError:
             self.scheduler.cancel(job)
             raise
