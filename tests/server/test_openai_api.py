@@ -185,3 +185,28 @@ def test_max_tokens_that_the_configured_block_does_not_divide(chat_server: Any) 
     assert fit_schedule("ar", 13, {}, {}) == {}
     response = client(chat_server).completions.create(model="tiny-chat", prompt="hello", max_tokens=12, seed=1)
     assert response.usage.completion_tokens <= 12 and extension(response)["nfe"] <= 12
+
+
+def test_stream_sends_only_the_committed_left_prefix(planning_server: Any) -> None:
+    import httpx
+    import json
+
+    body = {"prompt": PLANNING_PROMPT, "seed": 0, "stream": True, "return_canvas": True}
+    with httpx.stream("POST", planning_server.url + "/v1/completions", json=body, timeout=30) as response:
+        events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    frames, text = 0, ""
+    for chunk in chunks:
+        text += chunk["choices"][0]["text"]
+        canvas = chunk.get("unmask", {}).get("canvas")
+        if canvas is None:
+            continue
+        frames += 1
+        prefix = []
+        for cell in canvas:
+            if cell is None or cell == "EOS":
+                break
+            prefix.append(cell)
+        assert text == " ".join(prefix)  # exactly the committed left prefix, never a filled cell beyond a mask
+    assert frames == chunks[-1]["unmask"]["nfe"] and any(None in c["unmask"]["canvas"] for c in chunks[:2])
