@@ -1,0 +1,74 @@
+"""Decoding speed and accuracy of every policy x cache on the bundled models, against the
+reference decoder and the equal-size AR model, measured side by side in one process.
+
+    .venv/bin/python benchmarks/decode.py                 # writes docs/benchmarks/decode.{md,json,png}
+    .venv/bin/python benchmarks/decode.py --threads 1 --batch-sizes 1
+
+Prints the per-model tables of ``unmask bench`` plus a "targets" table: for each model and batch
+size, the fastest row within 1 accuracy point of the reference decoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from unmask.bench.decode import BenchRow, run_bench  # noqa: E402
+from unmask.bench.report import markdown_table, plot  # noqa: E402
+from unmask.cli_bench import task_of_model  # noqa: E402
+
+
+def targets_table(rows: list[BenchRow]) -> str:
+    """Per model and batch size: the fastest configuration losing at most 1 point vs the reference."""
+    lines = ["| model | batch | fastest config within 1 pt of reference | accuracy (Δ pts) | tokens/forward | vs reference | vs AR (AR accuracy) |",
+             "|---|---|---|---|---|---|---|"]
+    for model, batch in dict.fromkeys((r.model, r.batch_size) for r in rows if r.policy != "ar"):
+        group = [r for r in rows if r.model == model and r.batch_size == batch]
+        ar = next((r for r in rows if r.policy == "ar" and r.batch_size == batch and r.task == group[0].task), None)
+        within = [r for r in group if r.accuracy_delta is not None and r.accuracy_delta >= -0.01]
+        best = max(within, key=lambda r: r.tokens_per_second)
+        ar_text = "–" if ar is None or best.speedup_vs_ar is None else f"{best.speedup_vs_ar:.2f}× ({ar.accuracy:.1%})"
+        lines.append(f"| {Path(model).name} | {batch} | {best.label} | {best.accuracy:.1%} ({(best.accuracy_delta or 0) * 100:+.1f}) | "
+                     f"{best.tokens_per_forward:.2f} | {best.speedup_vs_reference:.2f}× | {ar_text} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--repeats", type=int, default=3, help="time each row this many times, keep the fastest (default 3)")
+    parser.add_argument("--n", type=int, default=None, help="examples per task (default: planning 256, sudoku 64)")
+    parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
+    args = parser.parse_args()
+    models = REPO / "models"
+    diffusion = sorted(models.glob("*-diffusion"))
+    ar_dirs = {task_of_model(d): d for d in sorted(models.glob("*-ar"))}
+    rows = run_bench(diffusion, ar_dirs, n=args.n, batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats,
+                     task_of=task_of_model, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    for row in rows:  # repository-relative names in the committed files
+        row.model = str(Path(row.model).resolve().relative_to(REPO))
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "decode.json").write_text(json.dumps({"rows": [r.to_json() for r in rows]}, indent=1) + "\n")
+    plot(rows, out / "decode.png")
+    header = (f"### Decoding (`benchmarks/decode.py --threads {args.threads} --batch-sizes {' '.join(map(str, args.batch_sizes))} --repeats {args.repeats}`)\n\n"
+              f"torch {torch.__version__}, {platform.machine()}, {args.threads} threads. tokens/s counts committed answer tokens "
+              f"(EOS included) over the wall time of decoding all examples; NFE/example counts the forwards each example took "
+              f"part in. Each row's time is the fastest of {args.repeats} runs. Ratios are tokens/s ratios within the same run.\n\n")
+    text = header + "#### Targets\n\n" + targets_table(rows) + "\n\n#### All rows\n\n" + markdown_table(rows) + "\n![accuracy vs tokens/s](benchmarks/decode.png)\n"
+    (out / "decode.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
