@@ -46,26 +46,30 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--repeats", type=int, default=3, help="time each row this many times, keep the fastest (default 3)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models first (section title says so)")
+    parser.add_argument("--out-name", default="decode", help="file stem under --out-dir (default decode)")
     parser.add_argument("--n", type=int, default=None, help="examples per task (default: planning 256, sudoku 64)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
     args = parser.parse_args()
     models = REPO / "models"
     diffusion = sorted(models.glob("*-diffusion"))
     ar_dirs = {task_of_model(d): d for d in sorted(models.glob("*-ar"))}
-    rows = run_bench(diffusion, ar_dirs, n=args.n, batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats,
+    rows = run_bench(diffusion, ar_dirs, n=args.n, batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats, compile=args.compile,
                      task_of=task_of_model, progress=lambda line: print(line, file=sys.stderr, flush=True))
     for row in rows:  # repository-relative names in the committed files
         row.model = str(Path(row.model).resolve().relative_to(REPO))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "decode.json").write_text(json.dumps({"rows": [r.to_json() for r in rows]}, indent=1) + "\n")
-    plot(rows, out / "decode.png")
-    header = (f"### Decoding (`benchmarks/decode.py --threads {args.threads} --batch-sizes {' '.join(map(str, args.batch_sizes))} --repeats {args.repeats}`)\n\n"
+    (out / f"{args.out_name}.json").write_text(json.dumps({"rows": [r.to_json() for r in rows]}, indent=1) + "\n")
+    plot(rows, out / f"{args.out_name}.png")
+    flags = f"--threads {args.threads} --batch-sizes {' '.join(map(str, args.batch_sizes))} --repeats {args.repeats}"
+    flags += " --compile --out-name " + args.out_name if args.compile else ""
+    header = (f"### Decoding{' with torch.compile' if args.compile else ''} (`benchmarks/decode.py {flags}`)\n\n"
               f"torch {torch.__version__}, {platform.machine()}, {args.threads} threads. tokens/s counts committed answer tokens "
               f"(EOS included) over the wall time of decoding all examples; NFE/example counts the forwards each example took "
               f"part in. Each row's time is the fastest of {args.repeats} runs. Ratios are tokens/s ratios within the same run.\n\n")
-    text = header + "#### Targets\n\n" + targets_table(rows) + "\n\n#### All rows\n\n" + markdown_table(rows) + "\n![accuracy vs tokens/s](benchmarks/decode.png)\n"
-    (out / "decode.md").write_text(text)
+    text = header + "#### Targets\n\n" + targets_table(rows) + "\n\n#### All rows\n\n" + markdown_table(rows) + f"\n![accuracy vs tokens/s](benchmarks/{args.out_name}.png)\n"
+    (out / f"{args.out_name}.md").write_text(text)
     print(text)
     return 0
 

@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {
     "decode": ("decode.py", "decode.md"),
+    "decode-compiled": ("decode.py --compile --batch-sizes 1 --repeats 2 --out-name decode-compiled", "decode-compiled.md"),
     "compile": ("compile_probe.py", "compile.md"),
     "serve": ("serve.py", "serve.md"),
 }
@@ -34,7 +35,8 @@ def main() -> int:
             continue
         print(f"== {script}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], check=True, cwd=REPO)
+        command, *options = script.split()
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / command), *options], check=True, cwd=REPO)
         print(f"== {script}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     parts = [
         "# Benchmarks\n",

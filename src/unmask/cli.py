@@ -32,6 +32,7 @@ explicit None (e.g. --top-k none: Dream without top-k filtering, unlike leaving 
 examples:
   unmask generate --model DIR --prompt-ids 5,9,13 --gen-length 32 --steps 32 --block-length 8
   unmask generate --model DIR --prompt "Hello" --gen-length 64 --threshold 0.9 --cache dual
+  unmask generate --model DIR --prompt-ids 5,9 --gen-length 64 --block-length 16 --policy eb --gamma 0.5
   unmask generate --model DREAM_DIR --prompt-ids 5,9 --max-new-tokens 32 --steps 32 --alg entropy \\
       --temperature 0 --top-k none --top-p none --output json
 """
@@ -71,6 +72,10 @@ _LLADA_OPTIONS = [
     ("--confidence-eos-eot-inf", "confidence_eos_eot_inf", _bool, "give EOS/EoT zero confidence (LLaDA knob)"),
     ("--factor", "factor", _none_or(float), "Fast-dLLM factor rule (LLaDA)"),
     ("--cache", "cache", _none_or(str), "Fast-dLLM KV cache: prefix | dual | none (LLaDA)"),
+    ("--policy", "policy", _none_or(str), "unmasking policy: fixed | threshold | factor | eb | hierarchical (LLaDA; engine)"),
+    ("--gamma", "gamma", _none_or(float), "entropy budget of policy eb (default 0.1)"),
+    ("--low-threshold", "low_threshold", _none_or(float), "per-run bar of policy hierarchical (default 0.5)"),
+    ("--stop-at-eos", "stop_at_eos", _bool, "end a row once EOS is committed with everything before it (LLaDA; engine)"),
 ]
 _SHARED_OPTIONS = [
     ("--steps", "steps", int, "denoising steps (forward passes for the reference decoders)"),

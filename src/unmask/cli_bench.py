@@ -42,6 +42,8 @@ def add_bench_parser(commands: Any) -> None:
     bench.add_argument("--seed", type=int, default=0, help="which test examples (default 0)")
     bench.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     bench.add_argument("--repeats", type=int, default=1, help="time each row this many times, keep the fastest (default 1)")
+    bench.add_argument("--compile", action="store_true",
+                       help="torch.compile both models' forward first (slow start, faster steps; see docs/BENCHMARKS.md)")
     bench.add_argument("--plot", metavar="PNG", help="write accuracy vs tokens/s to this PNG")
     bench.add_argument("--output", choices=("table", "json"), default="table")
     bench.set_defaults(handler=_cmd_bench)
@@ -98,7 +100,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             elif args.ar is not None:
                 raise ParamError(f"--ar {directory} is not a model directory (no config.json)")
         rows = run_bench(model_dirs, ar_dirs, n=args.n, batch_sizes=args.batch_sizes, seed=args.seed,
-                         threads=args.threads, repeats=args.repeats, task_of=task_of_model, progress=progress)
+                         threads=args.threads, repeats=args.repeats, compile=args.compile, task_of=task_of_model, progress=progress)
     if args.plot:
         plot(rows, Path(args.plot))
     if args.output == "json":

@@ -56,6 +56,12 @@ def add_train_parsers(commands: Any) -> None:
                           help="unmasking order of diffusion models (default: the model's generation_config)")
     evaluate.add_argument("--steps", type=int, default=None, help="denoising steps of diffusion models")
     evaluate.add_argument("--threshold", type=float, default=None, help="confidence threshold (parallel unmasking)")
+    evaluate.add_argument("--policy", choices=("fixed", "threshold", "factor", "eb", "hierarchical"), default=None,
+                          help="unmasking policy of diffusion models (engine; see docs/decoding.md)")
+    evaluate.add_argument("--factor", type=float, default=None, help="knob of policy factor")
+    evaluate.add_argument("--gamma", type=float, default=None, help="knob of policy eb (entropy budget)")
+    evaluate.add_argument("--low-threshold", type=float, default=None, help="knob of policy hierarchical")
+    evaluate.add_argument("--cache", choices=("prefix", "dual"), default=None, help="approximate KV cache of diffusion decoding")
     evaluate.add_argument("--output", choices=("text", "json"), default="text")
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -112,9 +118,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = unmask.load(args.model, device=args.device)
-    overrides = {k: v for k, v in (("remasking", args.remasking), ("steps", args.steps), ("threshold", args.threshold)) if v is not None}
+    options = ("remasking", "steps", "threshold", "policy", "factor", "gamma", "low_threshold", "cache")
+    overrides = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
     if overrides and model.config.attention == "causal":
-        raise ParamError(f"{', '.join('--' + k for k in overrides)} apply to diffusion models; {args.model} is autoregressive")
+        raise ParamError(f"{', '.join('--' + k.replace('_', '-') for k in overrides)} apply to diffusion models; {args.model} is autoregressive")
     report = evaluate(model, args.task, n=args.n, seed=args.seed, batch_size=args.batch_size, model_name=args.model, **overrides)
     data = report.to_json()
     data["threads"] = torch.get_num_threads()

@@ -27,8 +27,8 @@ class EvalReport:
     correct: int
     by_group: dict[str, list[int]] = field(default_factory=dict)  # group -> [correct, total]
     group_name: str | None = None
-    nfe: float = 0.0  # mean forward passes per decoding call (each call decodes a batch of rows at once)
-    row_nfe: float = 0.0  # mean forward passes each example took part in (rows may leave a batch early)
+    nfe: float = 0.0  # mean forward passes each example took part in (rows may leave a batch early)
+    batch_nfe: float = 0.0  # mean forward passes per decoding call (each call decodes a batch of rows)
     tokens_per_forward: float = 0.0  # tokens committed per forward pass, per row (measured, not assumed)
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
@@ -127,7 +127,7 @@ def evaluate(
                 counts[0] += ok
                 counts[1] += 1
     report.seconds = time.perf_counter() - started
-    report.nfe = nfe_total / calls if calls else 0.0
+    report.batch_nfe = nfe_total / calls if calls else 0.0
     report.tokens_per_forward = committed / row_forwards if row_forwards else 0.0
-    report.row_nfe = row_forwards / len(examples) if examples else 0.0
+    report.nfe = row_forwards / len(examples) if examples else 0.0
     return report

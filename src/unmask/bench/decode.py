@@ -87,7 +87,7 @@ def _measure(model: DiffusionTransformer, task: Task, examples: list[Any], batch
 
 
 def _tokens_per_second(report: EvalReport) -> float:
-    committed = report.tokens_per_forward * report.row_nfe * report.n
+    committed = report.tokens_per_forward * report.nfe * report.n
     return committed / report.seconds if report.seconds > 0 else float("inf")
 
 
@@ -103,6 +103,7 @@ def run_bench(
     seed: int,
     threads: int,
     repeats: int = 1,
+    compile: bool = False,
     configs: list[BenchConfig] | None = None,
     task_of: Callable[[Path], str],
     progress: Callable[[str], None] = lambda line: None,
@@ -112,7 +113,8 @@ def run_bench(
     ``ar_dirs`` maps a task name to its equal-size AR model; ``task_of`` names a model's task;
     ``n`` (default: per task, :data:`DEFAULT_N`) test examples are decoded by every row.
     Batch size 1 measures latency (one request at a time), larger ones throughput. Each row's
-    time is the fastest of ``repeats`` runs.
+    time is the fastest of ``repeats`` runs. ``compile`` compiles both models' forward first
+    (:func:`unmask.engine.compiled.compile_forward`).
     """
     import unmask
 
@@ -124,6 +126,12 @@ def run_bench(
         examples = draw(task, "test", n or DEFAULT_N.get(task.name, 128), seed)
         model = unmask.load(model_dir)
         ar_model = unmask.load(ar_dirs[task.name]) if task.name in ar_dirs else None
+        if compile:  # both, so the AR baseline gets the same treatment
+            from unmask.engine.compiled import compile_forward
+
+            compile_forward(model)
+            if ar_model is not None:
+                compile_forward(ar_model)
         for batch_size in batch_sizes:
             rows += _bench_one_batch_size(model, str(model_dir), ar_model, str(ar_dirs.get(task.name, "")), task, examples,
                                           batch_size, seed, threads, configs, progress, repeats)
@@ -134,6 +142,8 @@ def _bench_one_batch_size(model: DiffusionTransformer, name: str, ar_model: Diff
                           task: Task, examples: list[Any], batch_size: int, seed: int, threads: int,
                           configs: list[BenchConfig], progress: Callable[[str], None], repeats: int) -> list[BenchRow]:
     warm_up = examples[:min(len(examples), max(batch_size, 4))]
+    for config in configs:  # every code path once (and, when compiled, every graph) before timing
+        _measure(model, task, warm_up[:2], min(batch_size, 2), seed, name, config.params)
     _measure(model, task, warm_up, batch_size, seed, name, {})
     ar_row = None
     if ar_model is not None:
@@ -167,7 +177,7 @@ def _row(report: EvalReport, task: Task, label: str, policy: str, cache: str, th
         model=report.model, task=task.name, policy=policy, cache=cache, label=label, threads=threads, n=report.n,
         batch_size=batch_size, accuracy=report.accuracy, ci95=list(report.ci95),
         accuracy_delta=None if reference is None or reference.accuracy is None else report.accuracy - reference.accuracy,
-        nfe=report.row_nfe, tokens_per_forward=report.tokens_per_forward, tokens_per_second=tps, seconds=report.seconds,
+        nfe=report.nfe, tokens_per_forward=report.tokens_per_forward, tokens_per_second=tps, seconds=report.seconds,
         speedup_vs_reference=None if reference is None else tps / reference.tokens_per_second,
         speedup_vs_ar=None if ar_row is None else tps / ar_row.tokens_per_second,
         params=params,

@@ -27,6 +27,7 @@ from unmask.sampling.params import LLaDAParams
 from unmask.sampling.policies import StepView, UnmaskPolicy, make_policy
 from unmask.sampling.schedule import block_bounds, linear_transfer_counts
 from unmask.sampling.scoring import best_token, gumbel_perturb, proposal_confidence
+from unmask.engine.cache import STRATEGIES
 from unmask.engine.types import FinishReason
 
 # (canvas [B, W] after the forward, commit mask [B, W] of that forward): the Recorder hook
@@ -187,6 +188,7 @@ def decode_batch(
     positions = torch.arange(width, device=canvas.device)
     state = _Rows(len(rows))
     batch_nfe = 0
+    strategy = None if spec.cache is None else STRATEGIES[spec.cache]
 
     for block_start, block_end in block_bounds(prompt_width, gen_length, spec.block_length):
         schedule = linear_transfer_counts((canvas[:, block_start:block_end] == mask_id).sum(dim=1), spec.steps_per_block)
@@ -206,22 +208,20 @@ def decode_batch(
             sub_canvas = canvas.index_select(0, index)
             sub_attention = None if attention is None else attention.index_select(0, index)
 
-            if spec.cache is None or step == 0:
+            if strategy is None or step == 0:
                 chunk_start, chunk_end = 0, width
                 logits, kv = model.forward_chunk(sub_canvas, attention_mask=sub_attention)
-                if spec.cache is not None:  # the block-start forward fills the cache
-                    cache, cache_rows = (kv.prefix(block_start) if spec.cache == "prefix" else kv), taking_part
+                if strategy is not None:  # the block-start forward fills the cache
+                    cache, cache_rows = strategy.keep(kv), taking_part
             else:
                 assert cache is not None
                 if cache_rows != taking_part:  # rows left: keep only the cache of those still here
                     keep = torch.tensor([cache_rows.index(r) for r in taking_part], device=canvas.device)
                     cache, cache_rows = cache.select_rows(keep), taking_part
-                chunk_start = block_start
-                chunk_end = width if spec.cache == "prefix" else block_end
-                logits, kv = model.forward_chunk(
+                chunk_start, chunk_end = strategy.chunk(block_start, block_end, width)
+                # the chunk's fresh keys/values are written into the cache buffer in place
+                logits, _ = model.forward_chunk(
                     sub_canvas[:, chunk_start:chunk_end], chunk_start=chunk_start, past=cache, attention_mask=sub_attention)
-                if spec.cache == "dual":
-                    cache = kv  # the block's fresh keys replace the stale ones; the suffix stays
             batch_nfe += 1
 
             chunk = sub_canvas[:, chunk_start:chunk_end]

@@ -78,6 +78,7 @@ class Attention(nn.Module):
         allowed: Tensor | None,
         past: tuple[Tensor, Tensor] | None,
         chunk_start: int,
+        in_place: bool = False,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         batch, length, _ = x.shape
         # [B, T, heads * head_dim] -> [B, heads, T, head_dim]
@@ -89,8 +90,14 @@ class Attention(nn.Module):
         if past is not None:
             past_k, past_v = past
             end = chunk_start + length
-            k = torch.cat((past_k[:, :, :chunk_start], k, past_k[:, :, end:]), dim=2)
-            v = torch.cat((past_v[:, :, :chunk_start], v, past_v[:, :, end:]), dim=2)
+            if in_place and past_k.shape[2] >= end:
+                # the cache is a preallocated buffer of the whole canvas: overwrite the chunk's slot
+                past_k[:, :, chunk_start:end] = k
+                past_v[:, :, chunk_start:end] = v
+                k, v = past_k, past_v
+            else:
+                k = torch.cat((past_k[:, :, :chunk_start], k, past_k[:, :, end:]), dim=2)
+                v = torch.cat((past_v[:, :, :chunk_start], v, past_v[:, :, end:]), dim=2)
         new_kv = (k, v)
         groups = self.num_heads // self.num_kv_heads
         if groups > 1:
@@ -140,8 +147,9 @@ class Block(nn.Module):
         allowed: Tensor | None,
         past: tuple[Tensor, Tensor] | None,
         chunk_start: int,
+        in_place: bool = False,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        attn_out, kv = self.attn(self.attn_norm(x), cos, sin, allowed, past, chunk_start)
+        attn_out, kv = self.attn(self.attn_norm(x), cos, sin, allowed, past, chunk_start, in_place)
         x = x + attn_out
         x = x + self.mlp(self.mlp_norm(x))
         return x, kv

@@ -17,6 +17,9 @@ class KVCache:
     """Post-RoPE keys and values of every layer for canvas positions [0, length)."""
 
     layers: list[tuple[Tensor, Tensor]]  # each (k, v): [B, kv_heads, length, head_dim]
+    # True: a forward over a chunk writes its fresh keys/values into these tensors in place
+    # (a preallocated whole-canvas buffer) instead of splicing them into new ones
+    in_place: bool = False
 
     @property
     def length(self) -> int:
@@ -24,11 +27,15 @@ class KVCache:
 
     def prefix(self, length: int) -> "KVCache":
         """The cache of positions [0, length) only (a view, no copy)."""
-        return KVCache([(k[:, :, :length], v[:, :, :length]) for k, v in self.layers])
+        return KVCache([(k[:, :, :length], v[:, :, :length]) for k, v in self.layers], self.in_place)
 
     def select_rows(self, rows: Tensor) -> "KVCache":
         """The cache of the batch rows ``rows`` (1-D indices) only, in that order."""
-        return KVCache([(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers])
+        return KVCache([(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.layers], self.in_place)
+
+    def writable(self) -> "KVCache":
+        """This cache as an in-place buffer (the tensors are shared, not copied)."""
+        return KVCache(self.layers, in_place=True)
 
 
 def positions_from_mask(attention_mask: Tensor) -> Tensor:
@@ -153,10 +160,10 @@ class DiffusionTransformer(nn.Module):
         new_layers: list[tuple[Tensor, Tensor]] = []
         for index, block in enumerate(self.layers):
             layer_past = past.layers[index] if past is not None else None
-            hidden, kv = block(hidden, cos, sin, allowed, layer_past, chunk_start)
+            hidden, kv = block(hidden, cos, sin, allowed, layer_past, chunk_start, past is not None and past.in_place)
             new_layers.append(kv)
         logits = self.lm_head(self.norm(hidden))  # [B, T, V]
-        return logits, KVCache(new_layers)
+        return logits, KVCache(new_layers, past is not None and past.in_place)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
