@@ -9,6 +9,7 @@ rows end at different places and early exit actually fires.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,41 @@ def test_incompatible_requests_are_grouped_apart() -> None:
     results = engine.run([a, b, a])
     assert [r.nfe for r in results] == [8, 16, 8]
     assert results[0].tokens == results[2].tokens
+
+
+# --- AR and Dream models: one row at a time, still streamed and cancellable ------------------
+
+def test_ar_rows_stream_token_by_token_and_can_be_cancelled() -> None:
+    from unmask.tasks import draw, get_task
+
+    model = unmask.load(Path(__file__).resolve().parents[2] / "models" / "planning-ar")
+    task = get_task("planning")
+    prompt = task.prompt(draw(task, "test", 1, 0)[0])
+    engine = Engine(model)
+    prefixes: list[list[int]] = []
+    full = engine.run([EngineRequest(prompt, {})], on_update=lambda row, u: prefixes.append(u.canvas[:u.committed_prefix]))[0]
+    assert full.nfe == len(prefixes) - 1  # one update per forward, plus the final one
+    assert [len(p) for p in prefixes[:-1]] == list(range(1, full.nfe + 1))
+    assert prefixes[-1] == full.tokens == unmask.generate(model, [prompt]).tokens[0].tolist()[:len(full.tokens)]
+    polls = []
+
+    def cancel_after_three_forwards(row: int) -> bool:
+        polls.append(row)  # the engine polls once before decoding, then after every forward
+        return len(polls) > 3
+
+    cut = engine.run([EngineRequest(prompt, {})], is_cancelled=cancel_after_three_forwards)[0]
+    assert cut.finish_reason == "cancelled" and cut.nfe == 3 and cut.tokens == full.tokens[:3]
+
+
+def test_dream_rows_stream_their_left_prefix() -> None:
+    model = unmask.load(golden_root() / "dream-tiny")
+    engine = Engine(model)
+    updates: list[Any] = []
+    knobs = dict(max_new_tokens=12, steps=12, alg="entropy", temperature=0.0, top_p=None, top_k=None)
+    result = engine.run([EngineRequest([5, 9, 13, 21], knobs)], on_update=lambda row, u: updates.append(u))[0]
+    assert result.nfe == 12 and len(updates) == 13 and updates[-1].finished
+    for before, after in zip(updates, updates[1:]):
+        assert after.committed_prefix >= before.committed_prefix
+        assert after.canvas[:before.committed_prefix] == before.canvas[:before.committed_prefix]
+    reference = unmask.generate(model, [[5, 9, 13, 21]], **knobs).tokens[0].tolist()
+    assert updates[-1].canvas == reference

@@ -8,6 +8,7 @@ keeps its own seed). Dream-family models are decoded one row at a time by Dream'
 
 from __future__ import annotations
 
+import time
 from dataclasses import astuple, replace
 from typing import Any, Hashable
 
@@ -126,36 +127,65 @@ class Engine:
     def _run_one_by_one(
         self, requests: list[EngineRequest], members: list[int], on_update: UpdateCallback | None, is_cancelled: CancelCheck | None,
     ) -> list[RowResult]:
-        """AR and Dream models: each row decoded by the family's decoder (no batching, no per-step
-        cancellation; a cancelled row is dropped before it starts)."""
-        results = []
-        for request, member in zip(requests, members):
-            if is_cancelled is not None and is_cancelled(member):
-                results.append(RowResult([], "cancelled", 0, 0, 0.0))
-                continue
-            params = self.params_of(request)
-            prompt = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.model.device)
-            generator = seeded(request.seed, self.model.device)
-            out = self._decode_single(prompt, params, generator)
-            tokens = out.tokens[0].tolist()
-            reason: Any = "length"
-            stop_hit = find_stop(tokens, request.stop_sequences) if request.stop_sequences else None
-            eos_at = tokens.index(self.eos_id) if self.eos_id is not None and self.eos_id in tokens else None
-            cut, stop = len(tokens), None
-            if eos_at is not None:
-                cut, reason = eos_at, "stop"
-            if stop_hit is not None and stop_hit[0] < cut:
-                cut, reason, stop = stop_hit[0], "stop", stop_hit[1]
-            committed = sum(step[0] for step in out.commits_per_forward)
-            result = RowResult(tokens[:cut], reason, out.nfe, committed, out.seconds, stop)
-            if on_update is not None:
-                on_update(member, RowUpdate(tokens, cut, list(range(len(tokens))), out.nfe, True, -1))
-            results.append(result)
-        return results
+        """AR and Dream models: each row decoded alone by the family's decoder, with an update
+        after every forward (AR: the tokens so far; Dream: its left prefix without masks) and
+        cancellation checked after every forward."""
+        return [self._run_single(request, member, on_update, is_cancelled) for request, member in zip(requests, members)]
 
-    def _decode_single(self, prompt: torch.Tensor, params: Any, generator: torch.Generator) -> Any:
+    def _run_single(self, request: EngineRequest, member: int, on_update: UpdateCallback | None,
+                    is_cancelled: CancelCheck | None) -> RowResult:
+        params = self.params_of(request)
+        prompt = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.model.device)
+        width = prompt.shape[1]
+        mask_id = self.mask_id if self.mask_id is not None else -1
+        seen = {"nfe": 0, "committed": 0, "canvas": [], "started": time.perf_counter()}
+
+        def on_step(step: int, canvas: torch.Tensor, commit: torch.Tensor) -> None:
+            generated = canvas[0, width:].tolist()
+            seen["nfe"] = step + 1
+            seen["committed"] += int(commit.sum())
+            if isinstance(params, ARParams):
+                prefix = seen["committed"]
+                generated = generated[:prefix]
+            else:
+                prefix = generated.index(mask_id) if mask_id in generated else len(generated)
+            seen["canvas"] = generated
+            if on_update is not None:
+                new = [p - width for p in commit[0].nonzero()[:, 0].tolist() if p >= width]
+                on_update(member, RowUpdate(generated, prefix, new, step + 1, False, mask_id))
+            if is_cancelled is not None and is_cancelled(member):
+                raise _Cancelled
+
+        if is_cancelled is not None and is_cancelled(member):
+            return RowResult([], "cancelled", 0, 0, 0.0)
+        generator = seeded(request.seed, self.model.device)
+        try:
+            out = self._decode_single(prompt, params, generator, on_step)
+        except _Cancelled:
+            canvas = list(seen["canvas"])
+            prefix = canvas.index(mask_id) if mask_id in canvas else len(canvas)
+            return RowResult(canvas[:prefix], "cancelled", seen["nfe"], seen["committed"], time.perf_counter() - seen["started"])
+        tokens = out.tokens[0].tolist()
+        reason: Any = "length"
+        stop_hit = find_stop(tokens, request.stop_sequences) if request.stop_sequences else None
+        eos_at = tokens.index(self.eos_id) if self.eos_id is not None and self.eos_id in tokens else None
+        cut, stop = len(tokens), None
+        if eos_at is not None:
+            cut, reason = eos_at, "stop"
+        if stop_hit is not None and stop_hit[0] < cut:
+            cut, reason, stop = stop_hit[0], "stop", stop_hit[1]
+        committed = sum(step[0] for step in out.commits_per_forward)
+        if on_update is not None:
+            on_update(member, RowUpdate(tokens, cut, [], out.nfe, True, mask_id))
+        return RowResult(tokens[:cut], reason, out.nfe, committed, out.seconds, stop)
+
+    def _decode_single(self, prompt: torch.Tensor, params: Any, generator: torch.Generator, on_step: Any) -> Any:
         if isinstance(params, ARParams):
-            return ar_generate(self.model, prompt, params, generator=generator)
+            return ar_generate(self.model, prompt, params, generator=generator, callback=on_step)
         assert isinstance(params, DreamParams) and self.mask_id is not None
         decode = dream_block_generate if params.block_length is not None else dream_generate
-        return decode(self.model, prompt, params, self.mask_id, generator=generator)
+        return decode(self.model, prompt, params, self.mask_id, generator=generator, callback=on_step)
+
+
+class _Cancelled(Exception):
+    """Raised from a decoder's step callback to stop a cancelled row at once."""
