@@ -248,3 +248,17 @@ def test_resuming_a_finished_run_reports_its_last_loss(tmp_path: Path) -> None:
     again = train(config, resume=True)
     assert again.loss == first.loss and again.step == 3
     assert (tmp_path / "run" / "model" / "config.json").exists()
+
+
+def test_stop_at_ends_early_on_the_full_schedule_and_resumes_to_the_end(tmp_path: Path) -> None:
+    run = ["optim.max_steps=8", "run.save_every=100"]
+    quiet_train(tiny_config(tmp_path / "full", *run))
+    short = tmp_path / "short"
+    result = quiet_train(tiny_config(short, *run, "run.stop_at=3"))
+    assert result.step == 3 and checkpoint_step(short) == 3 and (short / "model").is_dir()
+    assert curve(short) == curve(tmp_path / "full")[:3]  # same losses and learning rates: the 8-step schedule
+    quiet_train(tiny_config(short, *run), resume=True)  # stop_at may change on resume
+    assert curve(short) == curve(tmp_path / "full")
+    assert_bit_identical(exported_weights(short), exported_weights(tmp_path / "full"))
+    with pytest.raises(TrainConfigError, match="run.stop_at"):
+        tiny_config(tmp_path / "bad", *run, "run.stop_at=9")

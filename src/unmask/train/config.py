@@ -103,6 +103,9 @@ class RunSection:
     log_every: int = 10
     progress: bool = True
     export_dtype: str = "float32"  # dtype of the exported model's weights (bfloat16 halves the files)
+    # end (checkpoint + export) after this step; 0 = optim.max_steps. The learning-rate schedule still
+    # spans optim.max_steps, so the weights at step N are the same whether the run stops there or not
+    stop_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class TrainConfig:
                      "run.eval_every", "run.log_every", "data.seq_len", "data.train_size"):
             if self.get(name) <= 0:
                 raise TrainConfigError(f"{name} must be positive, got {self.get(name)}")
+        if not 0 <= self.run.stop_at <= self.optim.max_steps:
+            raise TrainConfigError(f"run.stop_at must be in [0, optim.max_steps={self.optim.max_steps}] (0 = run to the end), got {self.run.stop_at}")
         for name in ("optim.warmup_steps", "run.eval_n", "run.threads"):
             if self.get(name) < 0:
                 raise TrainConfigError(f"{name} must be >= 0, got {self.get(name)}")
@@ -143,6 +148,11 @@ class TrainConfig:
             raise TrainConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
         if self.data.source == "jsonl" and not (self.data.path and self.data.tokenizer):
             raise TrainConfigError("data.source = 'jsonl' needs data.path (the .jsonl file) and data.tokenizer (a tokenizer.json or model directory)")
+
+    @property
+    def last_step(self) -> int:
+        """The step this run ends at: ``run.stop_at``, else ``optim.max_steps``."""
+        return self.run.stop_at or self.optim.max_steps
 
     def get(self, dotted: str) -> Any:
         section, name = dotted.split(".")
@@ -174,7 +184,7 @@ class TrainConfig:
 
 # run-control fields that may change between a run and its resumption
 RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", "run.eval_every",
-                  "run.eval_n", "run.log_every", "run.progress", "run.export_dtype"}
+                  "run.eval_n", "run.log_every", "run.progress", "run.export_dtype", "run.stop_at"}
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -201,7 +201,7 @@ def train(
     tokens_per_step = config.optim.batch_size * data.tokens.shape[1]
     with _StopFlag() as stop:
         model.train()
-        for step in range(start, config.optim.max_steps):
+        for step in range(start, config.last_step):
             tokens, targets = data.batch(config.data.seed, step, config.optim.batch_size)
             noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps, config.objective.t_max)
             masked = diffusion_masked(targets, noise) if config.objective.kind == "diffusion" else None
@@ -230,13 +230,13 @@ def train(
                     raise FloatingPointError(f"loss is {loss_value} at step {done}; lower optim.lr or use optim.dtype=float32")
                 elapsed = time.perf_counter() - started
                 rate = (done - start) * tokens_per_step / elapsed if elapsed > 0 else 0.0
-                if done % run.log_every == 0 or done == config.optim.max_steps:
+                if done % run.log_every == 0 or done == config.last_step:
                     _append_metrics(out, {"step": done, "loss": loss_value, "lr": scheduler.get_last_lr()[0],
                                           "tokens_per_s": round(rate, 1), "elapsed_s": round(elapsed, 2)})
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
-            if evaluate_fn is not None and rank == 0 and data.task and run.eval_n > 0 and (done % run.eval_every == 0 or done == config.optim.max_steps):
+            if evaluate_fn is not None and rank == 0 and data.task and run.eval_n > 0 and (done % run.eval_every == 0 or done == config.last_step):
                 model.eval()
                 eval_accuracy = evaluate_fn(model, data, config)
                 model.train()
@@ -244,7 +244,7 @@ def train(
                 if progress is not None:
                     progress.write(f"step {done}: validation accuracy {eval_accuracy:.3f}")
             stopping = _agree(stop.signal is not None, world)
-            if done % run.save_every == 0 or done == config.optim.max_steps or stopping:
+            if done % run.save_every == 0 or done == config.last_step or stopping:
                 checkpoint(done)
             if stopping:
                 if progress is not None:
@@ -263,7 +263,7 @@ def train(
             loss_value = _last_logged_loss(out / METRICS_FILE)
     if world > 1:
         dist.barrier()
-    return TrainResult(out, config.optim.max_steps, loss_value, model_dir, time.perf_counter() - started, eval_accuracy)
+    return TrainResult(out, config.last_step, loss_value, model_dir, time.perf_counter() - started, eval_accuracy)
 
 
 def export_model(model: DiffusionTransformer, directory: Path, config: TrainConfig) -> Path:
@@ -289,7 +289,7 @@ def _progress(config: TrainConfig, start: int, rank: int):  # type: ignore[no-un
         return None
     from tqdm import tqdm
 
-    return tqdm(total=config.optim.max_steps, initial=start, unit="step", dynamic_ncols=True, desc=config.objective.kind)
+    return tqdm(total=config.last_step, initial=start, unit="step", dynamic_ncols=True, desc=config.objective.kind)
 
 
 def _append_metrics(out: Path, record: dict[str, Any]) -> None:
