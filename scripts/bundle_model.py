@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config-file", default=None, help="the config the run was started with (for the card's command)")
+    parser.add_argument("--train-args", default="", help="extra arguments of the card's `unmask train` command (e.g. --set run.stop_at=6000)")
     parser.add_argument("--note", action="append", default=[], help="an extra line for the card's training section")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -70,10 +71,10 @@ def main() -> int:
         "## Training",
         "",
         "```",
-        f"unmask train --config {config_file}",
+        f"unmask train --config {config_file}" + (f" {args.train_args}" if args.train_args else ""),
         "```",
         "",
-        f"- steps: {steps[-1]['step'] if steps else '?'} of {training['optim']['max_steps']} "
+        f"- steps: {steps[-1]['step'] if steps else '?'} (learning-rate schedule of {training['optim']['max_steps']} steps) "
         f"(batch {training['optim']['batch_size']}), final training loss {steps[-1]['loss']:.4f}" if steps else "- steps: ?",
         f"- wall time: {steps[-1]['elapsed_s'] / 60:.1f} min on CPU with {training['run']['threads']} thread(s) "
         f"(2-core machine shared with other jobs; elapsed time of the last session if the run was resumed)" if steps else "",
