@@ -48,13 +48,16 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="time each row this many times, keep the fastest (default 3)")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models first (section title says so)")
     parser.add_argument("--out-name", default="decode", help="file stem under --out-dir (default decode)")
-    parser.add_argument("--n", type=int, default=None, help="examples per task (default: planning 256, sudoku 64)")
+    parser.add_argument("--n", nargs="+", default=["planning=256", "sudoku=100"], metavar="TASK=N",
+                        help="test examples per task (default: planning=256 sudoku=100)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="only the bundled models of these tasks (default: all)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
     args = parser.parse_args()
     models = REPO / "models"
-    diffusion = sorted(models.glob("*-diffusion"))
+    diffusion = [d for d in sorted(models.glob("*-diffusion")) if args.tasks is None or task_of_model(d) in args.tasks]
     ar_dirs = {task_of_model(d): d for d in sorted(models.glob("*-ar"))}
-    rows = run_bench(diffusion, ar_dirs, n=args.n, batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats, compile=args.compile,
+    counts = {task: int(count) for task, count in (item.split("=", 1) for item in args.n)}
+    rows = run_bench(diffusion, ar_dirs, n=counts, batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats, compile=args.compile,
                      task_of=task_of_model, progress=lambda line: print(line, file=sys.stderr, flush=True))
     for row in rows:  # repository-relative names in the committed files
         row.model = str(Path(row.model).resolve().relative_to(REPO))

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {
     "decode": ("decode.py", "decode.md"),
-    "decode-compiled": ("decode.py --compile --batch-sizes 1 --repeats 2 --out-name decode-compiled", "decode-compiled.md"),
+    "decode-compiled": ("decode.py --compile --tasks planning --batch-sizes 1 --repeats 2 --out-name decode-compiled", "decode-compiled.md"),
     "compile": ("compile_probe.py", "compile.md"),
     "serve": ("serve.py", "serve.md"),
 }

@@ -36,7 +36,7 @@ def add_bench_parser(commands: Any) -> None:
     bench.add_argument("--model", metavar="DIR", help="any diffusion model, with --prompt-file: speed only (no accuracy)")
     bench.add_argument("--prompt-file", metavar="FILE", help="one prompt per line: comma/space separated ids, or text (needs tokenizer.json)")
     bench.add_argument("--gen-length", type=int, default=64, help="tokens to generate with --prompt-file (default 64)")
-    bench.add_argument("--n", type=int, default=None, help="test examples per task (default: planning 256, sudoku 64)")
+    bench.add_argument("--n", type=int, default=None, help="test examples per task (default: planning 256, sudoku 32)")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64],
                        help="rows decoded together; each size is its own table (default: 1 = latency, 64 = throughput)")
     bench.add_argument("--seed", type=int, default=0, help="which test examples (default 0)")
