@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from unmask.bench.decode import BenchRow, run_bench  # noqa: E402
 from unmask.bench.report import markdown_table, plot  # noqa: E402
-from unmask.cli_bench import task_of_model  # noqa: E402
+from unmask.cli_bench import select_configs, task_of_model  # noqa: E402
 
 
 def targets_table(rows: list[BenchRow]) -> str:
@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--out-name", default="decode", help="file stem under --out-dir (default decode)")
     parser.add_argument("--n", nargs="+", default=["planning=256", "sudoku=100"], metavar="TASK=N",
                         help="test examples per task (default: planning=256 sudoku=100)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="only these configurations (the reference always)")
     parser.add_argument("--tasks", nargs="+", default=None, help="only the bundled models of these tasks (default: all)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
     args = parser.parse_args()
@@ -57,7 +58,7 @@ def main() -> int:
     diffusion = [d for d in sorted(models.glob("*-diffusion")) if args.tasks is None or task_of_model(d) in args.tasks]
     ar_dirs = {task_of_model(d): d for d in sorted(models.glob("*-ar"))}
     counts = {task: int(count) for task, count in (item.split("=", 1) for item in args.n)}
-    rows = run_bench(diffusion, ar_dirs, n=counts, batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats, compile=args.compile,
+    rows = run_bench(diffusion, ar_dirs, n=counts, configs=select_configs(args.only), batch_sizes=args.batch_sizes, seed=0, threads=args.threads, repeats=args.repeats, compile=args.compile,
                      task_of=task_of_model, progress=lambda line: print(line, file=sys.stderr, flush=True))
     for row in rows:  # repository-relative names in the committed files
         row.model = str(Path(row.model).resolve().relative_to(REPO))
@@ -67,6 +68,8 @@ def main() -> int:
     plot(rows, out / f"{args.out_name}.png")
     flags = f"--threads {args.threads} --batch-sizes {' '.join(map(str, args.batch_sizes))} --repeats {args.repeats}"
     flags += " --compile --out-name " + args.out_name if args.compile else ""
+    flags += (" --tasks " + " ".join(args.tasks)) if args.tasks else ""
+    flags += (" --only " + " ".join(repr(label) for label in args.only)) if args.only else ""
     header = (f"### Decoding{' with torch.compile' if args.compile else ''} (`benchmarks/decode.py {flags}`)\n\n"
               f"torch {torch.__version__}, {platform.machine()}, {args.threads} threads. tokens/s counts committed answer tokens "
               f"(EOS included) over the wall time of decoding all examples; NFE/example counts the forwards each example took "

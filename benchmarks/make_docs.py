@@ -10,6 +10,7 @@ time, so they do not compete for the cores) and writes the page with the machine
 from __future__ import annotations
 
 import argparse
+import shlex
 import os
 import platform
 import subprocess
@@ -21,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {
     "decode": ("decode.py", "decode.md"),
     "decode-compiled": ("decode.py --compile --tasks planning --batch-sizes 1 --repeats 2 --out-name decode-compiled", "decode-compiled.md"),
+    "decode-compiled-sudoku": ("decode.py --compile --tasks sudoku --batch-sizes 1 --repeats 2 --out-name decode-compiled-sudoku "
+                               "--only 'threshold 0.999' 'eb 0.01' 'threshold 0.999 +prefix'", "decode-compiled-sudoku.md"),
     "compile": ("compile_probe.py", "compile.md"),
     "serve": ("serve.py", "serve.md"),
 }
@@ -35,7 +38,7 @@ def main() -> int:
             continue
         print(f"== {script}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        command, *options = script.split()
+        command, *options = shlex.split(script)
         subprocess.run([sys.executable, str(REPO / "benchmarks" / command), *options], check=True, cwd=REPO)
         print(f"== {script}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     parts = [

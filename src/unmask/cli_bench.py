@@ -42,6 +42,8 @@ def add_bench_parser(commands: Any) -> None:
     bench.add_argument("--seed", type=int, default=0, help="which test examples (default 0)")
     bench.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     bench.add_argument("--repeats", type=int, default=1, help="time each row this many times, keep the fastest (default 1)")
+    bench.add_argument("--only", nargs="+", metavar="LABEL", default=None,
+                       help="only these configurations, by label (e.g. 'threshold 0.999' 'eb 0.01 +dual'); the reference is always run")
     bench.add_argument("--compile", action="store_true",
                        help="torch.compile both models' forward first (slow start, faster steps; see docs/BENCHMARKS.md)")
     bench.add_argument("--plot", metavar="PNG", help="write accuracy vs tokens/s to this PNG")
@@ -64,6 +66,21 @@ def task_of_model(directory: Path) -> str:
             return name
     raise ParamError(f"cannot tell which task {directory} was trained on (no training_config.json data.source, "
                      f"no task name in the directory name); use --model DIR --prompt-file FILE for speed only")
+
+
+def select_configs(labels: list[str] | None) -> Any:
+    """The default grid, or the reference plus the configurations named by ``labels``."""
+    from unmask.bench.decode import default_configs
+    from unmask.sampling.params import ParamError
+
+    configs = default_configs()
+    if labels is None:
+        return configs
+    known = {c.label for c in configs}
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ParamError(f"unknown configuration(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+    return [c for c in configs if c.policy == "reference" or c.label in labels]
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -99,7 +116,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 ar_dirs[task_of_model(directory)] = directory
             elif args.ar is not None:
                 raise ParamError(f"--ar {directory} is not a model directory (no config.json)")
-        rows = run_bench(model_dirs, ar_dirs, n=args.n, batch_sizes=args.batch_sizes, seed=args.seed,
+        configs = select_configs(args.only)
+        rows = run_bench(model_dirs, ar_dirs, n=args.n, configs=configs, batch_sizes=args.batch_sizes, seed=args.seed,
                          threads=args.threads, repeats=args.repeats, compile=args.compile, task_of=task_of_model, progress=progress)
     if args.plot:
         plot(rows, Path(args.plot))
