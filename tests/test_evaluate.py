@@ -150,8 +150,9 @@ def test_demo_runs_on_bundled_layout(tmp_path: Path) -> None:
     out = io.StringIO()
     results = run_demo(tmp_path, n_planning=12, n_sudoku=2, out=out)
     text = out.getvalue()
-    assert set(results["planning"]) == {"diffusion", "ar"} and set(results["sudoku"]) == {"diffusion", "ar"}
-    assert "PD0" in text and "nfe" in text and "tok/fwd" in text
+    assert set(results["planning"]) == {"diffusion", "fast", "ar"} and set(results["sudoku"]) == {"diffusion", "fast", "ar"}
+    assert results["sudoku"]["fast"].params["threshold"] == 0.999  # the engine's parallel decoding row
+    assert "PD0" in text and "nfe" in text and "tok/fwd" in text and "thr 0.9" in text
     assert "sudoku denoised by the diffusion model" in text and "fill order" in text
     assert "planning (PD 3)" in text
 

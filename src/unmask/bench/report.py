@@ -39,7 +39,12 @@ def markdown_table(rows: list[BenchRow]) -> str:
 
 def plot(rows: list[BenchRow], path: Path) -> Path:
     """Accuracy (y) against tokens/s (x, log) for every row; one panel per model."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from unmask.sampling.params import ParamError
+
+        raise ParamError("--plot needs matplotlib: pip install 'unmask[bench]' (or matplotlib)") from None
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
