@@ -73,7 +73,14 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
     import torch
-    import uvicorn
+
+    try:
+        import uvicorn
+    except ImportError:
+        from unmask.sampling.params import ParamError
+
+        raise ParamError("unmask serve needs the serving packages: pip install -e '.[serve]' "
+                         "(fastapi, uvicorn, pydantic, httpx)") from None
 
     import unmask
     from unmask.demo import default_models_dir
