@@ -94,6 +94,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if (args.n is not None and args.n <= 0) or min(args.batch_sizes) <= 0 or args.threads <= 0:
         raise ParamError("--n, --batch-sizes and --threads must be positive")
+    if args.plot:  # fail before minutes of benchmarking, not after
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ParamError("--plot needs matplotlib: pip install -e '.[bench]' (or matplotlib)")
     progress = (lambda line: print(line, file=sys.stderr, flush=True))
     if args.model or args.prompt_file:
         if not (args.model and args.prompt_file):
