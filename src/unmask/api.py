@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from unmask.checkpoint import load_model, save_model
-from unmask.engine.loop import DecodeSpec, RowSpec, decode_batch
+from unmask.engine.engine import seeded
+from unmask.engine.loop import DecodeSpec, RowSpec, decode_batch, safe_pad_id
 from unmask.model import DiffusionTransformer
 from unmask.sampling.ar import ARParams, ar_generate
 from unmask.sampling.dream import dream_generate
@@ -109,7 +110,7 @@ def _engine_generate(
     rows = []
     for index, ids in enumerate(prompt.tolist()):
         pads = 0 if mask is None else int((mask[index] == 0).sum())
-        row_generator = generator if index == 0 else _seeded(generator.initial_seed() + index, model.device)
+        row_generator = generator if index == 0 else seeded(generator.initial_seed() + index, model.device)
         rows.append(RowSpec(ids[pads:], row_generator, [], params.stop_at_eos))
 
     def on_forward(canvas: Tensor, commit: Tensor) -> None:
@@ -117,17 +118,11 @@ def _engine_generate(
         recorder.committed(canvas, commit)
 
     spec = DecodeSpec.from_params(params, model.config.eos_token_id)
-    outcome = decode_batch(model, rows, spec, pad_id=0 if spec.mask_id != 0 else 1, on_forward=on_forward)
+    outcome = decode_batch(model, rows, spec, pad_id=safe_pad_id(model.config.pad_token_id, spec.mask_id), on_forward=on_forward)
     name = f"engine:{spec.policy.name}" + ("" if params.cache is None else f"+{params.cache}_cache")
     out = recorder.finish(outcome.canvas, outcome.prompt_length, name)
     out.row_nfe = [row.nfe for row in outcome.rows]
     return out
-
-
-def _seeded(seed: int, device: torch.device) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed % 2**63)
-    return generator
 
 
 def _mask_id(model: DiffusionTransformer, given: int | None) -> int:
@@ -148,10 +143,7 @@ def _pads_without_mask_id(prompt: Tensor, mask: Tensor | None, mask_id: int, mod
     stuck = (mask == 0) & (prompt == mask_id)
     if not bool(stuck.any()):
         return prompt
-    substitute = model.config.pad_token_id
-    if substitute is None or substitute == mask_id:
-        substitute = 0 if mask_id != 0 else 1
-    return prompt.masked_fill(stuck, substitute)
+    return prompt.masked_fill(stuck, safe_pad_id(model.config.pad_token_id, mask_id))
 
 
 def _with_mask_id(params: LLaDAParams, mask_id: int) -> LLaDAParams:

@@ -14,7 +14,7 @@ from typing import Any, Hashable
 
 import torch
 
-from unmask.engine.loop import BatchOutcome, DecodeSpec, RowSpec, decode_batch, find_stop
+from unmask.engine.loop import BatchOutcome, DecodeSpec, RowSpec, decode_batch, finished_cut, safe_pad_id
 from unmask.engine.types import CancelCheck, EngineRequest, RowResult, RowUpdate, UpdateCallback
 from unmask.model import DiffusionTransformer
 from unmask.sampling.ar import ARParams, ar_generate
@@ -25,8 +25,9 @@ from unmask.sampling.params import DreamParams, LLaDAParams, ParamError, resolve
 
 
 def seeded(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A private generator seeded with ``seed`` (taken modulo 2**63, torch's seed range)."""
     generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
+    generator.manual_seed(seed % 2**63)
     return generator
 
 
@@ -39,8 +40,7 @@ class Engine:
         config = model.config
         self.mask_id: int | None = config.mask_token_id
         self.eos_id: int | None = config.eos_token_id
-        pad = config.pad_token_id
-        self.pad_id: int = pad if pad is not None and pad != self.mask_id else (0 if self.mask_id != 0 else 1)
+        self.pad_id: int = safe_pad_id(config.pad_token_id, self.mask_id)
 
     # -- parameters ---------------------------------------------------------------------------
     def params_of(self, request: EngineRequest) -> LLaDAParams | ARParams | DreamParams:
@@ -106,12 +106,10 @@ class Engine:
         rows = [RowSpec(r.prompt_ids, seeded(r.seed, self.model.device), r.stop_sequences, r.stop_at_eos) for r in requests]
         mask_id = spec.mask_id
 
-        def row_hook(row: int, canvas: list[int], prefix: int, new: list[int], finished: bool) -> None:
+        def row_hook(row: int, canvas: list[int], prefix: int, new: list[int], nfe: int, finished: bool) -> None:
             if on_update is not None:
-                nfe = state_nfe[row] = state_nfe[row] + 1
                 on_update(members[row], RowUpdate(canvas, prefix, new, nfe, finished, mask_id))
 
-        state_nfe = [0] * len(rows)
         cancelled = None if is_cancelled is None else (lambda row: is_cancelled(members[row]))
         outcome = decode_batch(self.model, rows, spec, pad_id=self.pad_id, on_row=row_hook, is_cancelled=cancelled)
         return self._results(outcome)
@@ -166,14 +164,7 @@ class Engine:
             prefix = canvas.index(mask_id) if mask_id in canvas else len(canvas)
             return RowResult(canvas[:prefix], "cancelled", seen["nfe"], seen["committed"], time.perf_counter() - seen["started"])
         tokens = out.tokens[0].tolist()
-        reason: Any = "length"
-        stop_hit = find_stop(tokens, request.stop_sequences) if request.stop_sequences else None
-        eos_at = tokens.index(self.eos_id) if self.eos_id is not None and self.eos_id in tokens else None
-        cut, stop = len(tokens), None
-        if eos_at is not None:
-            cut, reason = eos_at, "stop"
-        if stop_hit is not None and stop_hit[0] < cut:
-            cut, reason, stop = stop_hit[0], "stop", stop_hit[1]
+        cut, reason, stop = finished_cut(tokens, self.eos_id, request.stop_sequences)
         committed = sum(step[0] for step in out.commits_per_forward)
         if on_update is not None:
             on_update(member, RowUpdate(tokens, cut, [], out.nfe, True, mask_id))

@@ -32,8 +32,9 @@ from unmask.engine.types import FinishReason
 
 # (canvas [B, W] after the forward, commit mask [B, W] of that forward): the Recorder hook
 ForwardHook = Callable[[Tensor, Tensor], None]
-# (row, generated region as a list, committed prefix length, newly committed positions, finished)
-RowHook = Callable[[int, list[int], int, list[int], bool], None]
+# (row, generated region as a list, committed prefix length, newly committed positions,
+#  forwards the row has taken part in, finished)
+RowHook = Callable[[int, list[int], int, list[int], int, bool], None]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ class _Rows:
         self.outcome[row] = RowOutcome(cut, reason, self.nfe[row], self.committed[row], time.perf_counter() - self.started, stop)
 
 
+def safe_pad_id(pad_token_id: int | None, mask_id: int | None) -> int:
+    """An id for left pads that is never the mask id (pads are not attended, but a pad holding the
+    mask id would be counted and filled as a mask): the model's pad id, else 0 (or 1)."""
+    if pad_token_id is not None and pad_token_id != mask_id:
+        return pad_token_id
+    return 0 if mask_id != 0 else 1
+
+
 def build_canvas(rows: list[RowSpec], gen_length: int, mask_id: int, pad_id: int) -> tuple[Tensor, Tensor | None, int]:
     """Left-padded ``[pads | prompt | gen_length x mask]`` [B, W], its attention mask (None when no
     row is padded) and the prompt width P."""
@@ -119,14 +128,16 @@ def build_canvas(rows: list[RowSpec], gen_length: int, mask_id: int, pad_id: int
 
 
 def propose(
-    logits: Tensor, spec: DecodeSpec, generators: list[torch.Generator | None], skips: list[int]
+    logits: Tensor, spec: DecodeSpec, generators: list[torch.Generator | None], skips: list[int], window: slice
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(proposal [b, T], confidence [b, T] float64, probs [b, T, V] float64) for a chunk's logits.
+    """(proposal, confidence float64, probs [.., V] float64) for the ``window`` of a chunk's
+    logits (the columns that hold candidates; the rest can never be committed, so their softmax
+    over the vocabulary is not computed).
 
     Noise is drawn row by row from each row's own generator, in Fast-dLLM's order (Gumbel noise
-    for the tokens, then uniform scores for ``random``), and only for the row's own positions:
-    the first ``skips[j]`` positions of the chunk are row j's left pads. So a row's draws are
-    what they would be alone, and at batch size 1 they are Fast-dLLM's.
+    for the tokens, then uniform scores for ``random``), over the row's own positions of the whole
+    chunk (the first ``skips[j]`` positions are row j's left pads), then cut to the window. So a
+    row's draws are what they would be alone, and at batch size 1 they are Fast-dLLM's.
     """
     scores = logits
     if spec.temperature > 0:
@@ -135,15 +146,15 @@ def propose(
             own = gumbel_perturb(logits[j:j + 1, skips[j]:], spec.temperature, generator)
             rows.append(torch.cat((logits[j:j + 1, :skips[j]].to(own.dtype), own), dim=1))
         scores = torch.cat(rows)
-    proposal = best_token(scores, spec.mask_id)
-    probs = torch.softmax(logits.to(torch.float64), dim=-1)  # float64, as Fast-dLLM
+    proposal = best_token(scores[:, window], spec.mask_id)
+    probs = torch.softmax(logits[:, window].to(torch.float64), dim=-1)  # float64, as Fast-dLLM
     if spec.remasking == "random":
         length = logits.shape[1]
         confidence = torch.cat([
             torch.cat((torch.zeros(1, skip, dtype=torch.float64, device=logits.device),
                        torch.rand((1, length - skip), dtype=torch.float64, generator=g, device=logits.device)), dim=1)
             for g, skip in zip(generators, skips)
-        ])
+        ])[:, window]
     else:
         confidence = proposal_confidence(probs, proposal, spec.remasking)
     return proposal, confidence, probs
@@ -167,6 +178,18 @@ def find_stop(prefix: list[int], stops: list[list[int]]) -> tuple[int, list[int]
                 best = (start, stop)
                 break
     return best
+
+
+def finished_cut(tokens: list[int], eos_id: int | None, stops: list[list[int]]) -> tuple[int, FinishReason, list[int] | None]:
+    """(tokens kept, finish reason, stop sequence hit) of a fully decoded row: cut at the first EOS
+    or the earliest stop sequence, whichever comes first ("stop"), else keep all ("length")."""
+    cut, reason, stop = len(tokens), "length", None
+    if eos_id is not None and eos_id in tokens:
+        cut, reason = tokens.index(eos_id), "stop"
+    hit = find_stop(tokens, stops) if stops else None
+    if hit is not None and hit[0] < cut:
+        cut, reason, stop = hit[0], "stop", hit[1]
+    return cut, reason, stop  # type: ignore[return-value]
 
 
 @torch.inference_mode()
@@ -227,13 +250,17 @@ def decode_batch(
             chunk = sub_canvas[:, chunk_start:chunk_end]
             candidates = (chunk == mask_id) & (positions[chunk_start:chunk_end] < block_end)
             skips = [max(0, prompt_width - len(rows[r].prompt) - chunk_start) for r in taking_part]
-            proposal, confidence, probs = propose(logits, spec, [rows[r].generator for r in taking_part], skips)
+            columns = candidates.any(dim=0).nonzero()[:, 0]
+            window = slice(int(columns[0]), int(columns[-1]) + 1)  # every row taking part has a candidate
+            proposal, confidence, probs = propose(logits, spec, [rows[r].generator for r in taking_part], skips, window)
             if step < spec.steps_per_block:
                 scheduled = schedule.index_select(0, index)[:, step]
             else:  # past the schedule (only threshold-like policies get here)
                 scheduled = torch.full((len(taking_part),), width, dtype=torch.long, device=canvas.device)
-            commit = spec.policy.select(StepView(probs, confidence, candidates, scheduled))
-            sub_canvas[:, chunk_start:chunk_end] = torch.where(commit, proposal, chunk)
+            commit = torch.zeros_like(candidates)
+            commit[:, window] = spec.policy.select(StepView(probs, confidence, candidates[:, window], scheduled))
+            chunk[:, window] = torch.where(commit[:, window], proposal, chunk[:, window])
+            sub_canvas[:, chunk_start:chunk_end] = chunk
             canvas.index_copy_(0, index, sub_canvas)
             _after_forward(state, taking_part, commit, chunk_start, canvas, prompt_width, spec, rows, on_row)
             if on_forward is not None:
@@ -289,13 +316,10 @@ def _after_forward(
             prefix = state.outcome[row].cut  # type: ignore[union-attr]
         if on_row is not None:
             new = [p for p in (commit[j].nonzero()[:, 0] + chunk_start - prompt_width).tolist() if p >= 0]
-            on_row(row, canvas[row, prompt_width:].tolist(), prefix, new, not state.active[row])
+            on_row(row, canvas[row, prompt_width:].tolist(), prefix, new, state.nfe[row], not state.active[row])
 
 
 def _finish_full(state: _Rows, row: int, canvas: Tensor, prompt_width: int, spec: DecodeSpec) -> None:
     """A row with no masks left: cut at its first EOS ("stop") or keep everything ("length")."""
-    generated = canvas[row, prompt_width:]
-    if spec.eos_id is not None and bool((generated == spec.eos_id).any()):
-        state.finish(row, int(first_index(generated[None] == spec.eos_id, spec.gen_length)), "stop")
-    else:
-        state.finish(row, spec.gen_length, "length")
+    cut, reason, _ = finished_cut(canvas[row, prompt_width:].tolist(), spec.eos_id, [])
+    state.finish(row, cut, reason)
