@@ -196,3 +196,30 @@ def test_t_max_bounds_the_noise_and_is_validated() -> None:
     assert float(full.t.max()) > 0.99
     with pytest.raises(TrainConfigError, match="objective.t_max"):
         load_config(None, ["objective.t_max=1.5"])
+
+
+def focal_ce(position: int, token: int, gamma: float) -> float:
+    """MGDM's reweighted CE by hand: (1 - p)^gamma * CE with p the token's softmax probability."""
+    row = LOGITS[position]
+    p = math.exp(row[token]) / sum(math.exp(v) for v in row)
+    return (1 - p) ** gamma * -math.log(p)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 2.0])
+def test_focal_token_reweighting_by_hand(gamma: float) -> None:
+    config = objective("objective.weighting=inverse_t", "objective.normalisation=batch", f"objective.focal_gamma={gamma}")
+    hand = 2.0 * (focal_ce(1, 1, gamma) + focal_ce(3, 1, gamma)) + 4.0 * (focal_ce(2, 0, gamma) + focal_ce(3, 1, gamma))
+    value = diffusion_numerator(FixedLogits(LOGITS), TOKENS, TARGETS, NOISE, MASK, config)
+    assert value.item() == pytest.approx(hand, rel=1e-6)
+    plain = diffusion_numerator(FixedLogits(LOGITS), TOKENS, TARGETS, NOISE, MASK, objective("objective.weighting=inverse_t"))
+    assert value.item() < plain.item()  # every weight is below 1
+    ar_hand = sum(focal_ce(p, t, gamma) for p, t in [(0, 1), (1, 2), (2, 1), (1, 0), (2, 1)])
+    ar = ar_numerator(FixedLogits(LOGITS), TOKENS, TARGETS, objective("objective.kind=ar", f"objective.focal_gamma={gamma}"))
+    assert ar.item() == pytest.approx(ar_hand, rel=1e-6)
+
+
+def test_focal_gamma_is_validated() -> None:
+    from unmask.train import TrainConfigError
+
+    with pytest.raises(TrainConfigError, match="objective.focal_gamma"):
+        objective("objective.focal_gamma=-1")

@@ -76,6 +76,10 @@ class ObjectiveSection:
     t_max: float = 1.0
     normalisation: str = "token"
     weighting: str = "inverse_t"
+    # token-level reweighting of MGDM (Ye et al. 2025), a focal loss: each token's CE is multiplied by
+    # (1 - p)^focal_gamma, p = exp(-CE) its predicted probability, so tokens the model already gets
+    # right weigh little and the hard subgoals (a branch to plan past) dominate. 0 = off.
+    focal_gamma: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class TrainConfig:
             raise TrainConfigError(f"objective.eps must be in (0, 1), got {self.objective.eps}")
         if not self.objective.eps < self.objective.t_max <= 1:
             raise TrainConfigError(f"objective.t_max must be in (objective.eps, 1], got {self.objective.t_max}")
+        if not self.objective.focal_gamma >= 0:
+            raise TrainConfigError(f"objective.focal_gamma must be >= 0 (0 = off), got {self.objective.focal_gamma}")
         if not self.optim.lr > 0:
             raise TrainConfigError(f"optim.lr must be positive, got {self.optim.lr}")
         if len(self.optim.betas) != 2 or not all(0 <= b < 1 for b in self.optim.betas):

@@ -51,6 +51,14 @@ def denominator(objective: ObjectiveSection, targets: Tensor, masked: Tensor | N
     return torch.tensor(float(targets.shape[0]), dtype=torch.float64)  # sequence: mean over rows
 
 
+def focal(ce: Tensor, gamma: float) -> Tensor:
+    """MGDM's token reweighting: ``(1 - p)^gamma * CE`` with ``p = exp(-CE)``; the weight is not
+    detached, as in a focal loss. ``gamma = 0`` returns ``ce`` unchanged."""
+    if gamma == 0:
+        return ce
+    return (1 - torch.exp(-ce)).pow(gamma) * ce
+
+
 def diffusion_numerator(
     model: nn.Module,
     tokens: Tensor,
@@ -64,7 +72,7 @@ def diffusion_numerator(
     inputs = tokens.masked_fill(masked, mask_id)
     logits = model(inputs)
     ce = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")  # [B, L]
-    ce = ce * masked
+    ce = focal(ce, objective.focal_gamma) * masked
     if objective.weighting == "inverse_t":
         ce = ce / noise.t[:, None]
     if objective.normalisation == "sequence":
@@ -76,7 +84,7 @@ def ar_numerator(model: nn.Module, tokens: Tensor, targets: Tensor, objective: O
     """Next-token cross-entropy summed over target positions (position i predicts token i+1)."""
     logits = model(tokens)[:, :-1]
     ce = F.cross_entropy(logits.float().transpose(1, 2), tokens[:, 1:], reduction="none")
-    ce = ce * targets[:, 1:]
+    ce = focal(ce, objective.focal_gamma) * targets[:, 1:]
     if objective.normalisation == "sequence":
         return (ce.sum(dim=1) / targets[:, 1:].sum(dim=1).clamp(min=1)).sum()
     return ce.sum()
