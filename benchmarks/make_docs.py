@@ -1,7 +1,7 @@
 """Regenerate docs/BENCHMARKS.md: run every benchmark script, then stitch their markdown together.
 
-    .venv/bin/python benchmarks/make_docs.py              # decode + compile probe + serving (~10 min)
-    .venv/bin/python benchmarks/make_docs.py --skip serve # reuse docs/benchmarks/serve.md
+    .venv/bin/python benchmarks/make_docs.py              # every section (~60 min on 2 cores)
+    .venv/bin/python benchmarks/make_docs.py --only accuracy # rerun one section, reuse the others' files
 
 Each script writes its own section under docs/benchmarks/; this one runs them in turn (one at a
 time, so they do not compete for the cores) and writes the page with the machine's description.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {
+    "accuracy": ("accuracy.py", "accuracy.md"),
     "decode": ("decode.py", "decode.md"),
     "decode-compiled": ("decode.py --compile --tasks planning --batch-sizes 1 --repeats 2 --out-name decode-compiled", "decode-compiled.md"),
     "decode-compiled-sudoku": ("decode.py --compile --tasks sudoku --batch-sizes 1 --repeats 2 --out-name decode-compiled-sudoku "
@@ -32,9 +33,10 @@ SECTIONS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip", nargs="*", default=[], choices=sorted(SECTIONS), help="sections to reuse as they are")
+    parser.add_argument("--only", nargs="*", default=None, choices=sorted(SECTIONS), help="run only these sections; reuse the rest")
     args = parser.parse_args()
     for name, (script, _) in SECTIONS.items():
-        if name in args.skip:
+        if name in args.skip or (args.only is not None and name not in args.only):
             continue
         print(f"== {script}", file=sys.stderr, flush=True)
         started = time.perf_counter()

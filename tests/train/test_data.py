@@ -156,3 +156,37 @@ def test_jsonl_that_is_not_utf8_names_the_line(tmp_path) -> None:  # type: ignor
     section = DataSection(source="jsonl", path=str(path), tokenizer=str(ASSETS / "tiny-llada-chat"), seq_len=8)
     with pytest.raises(TrainConfigError, match=r"bad.jsonl:2: not valid UTF-8"):
         build_data(section)
+
+
+def test_group_weights_set_the_share_of_each_planning_distance() -> None:
+    from collections import Counter
+
+    default = Counter(e.pd for e in draw("planning", "train", 600, 0))
+    assert set(default.values()) == {100}  # equal shares: the generator cycles PD 0..5
+    weighted = draw("planning", "train", 6000, 0, group_weights=(1, 1, 1, 2, 2, 3))
+    counts = Counter(e.pd for e in weighted)
+    for pd, weight in enumerate((1, 1, 1, 2, 2, 3)):
+        assert abs(counts[pd] / 6000 - weight / 10) < 0.02, (pd, counts)
+    assert [e.pd for e in weighted[:50]] == [e.pd for e in draw("planning", "train", 50, 0, group_weights=(1, 1, 1, 2, 2, 3))]
+    only_five = draw("planning", "train", 30, 1, group_weights=(0, 0, 0, 0, 0, 1))
+    assert {e.pd for e in only_five} == {5}
+    config = load_config(None, ["data.source=planning", "data.train_size=60", "data.group_weights=[0, 0, 0, 0, 0, 1]"])
+    data = build_data(config.data)
+    assert data.tokens.shape[0] == 60
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["data.group_weights=[1, 2]"], "has 6 groups"),
+    (["data.group_weights=[1, 1, 1, 1, 1, -1]"], ">= 0"),
+    (["data.group_weights=[0, 0, 0, 0, 0, 0]"], "positive sum"),
+    (["data.source=sudoku", "data.group_weights=[1]"], "no groups"),
+])
+def test_bad_group_weights_name_the_field(overrides: list[str], message: str) -> None:
+    config = load_config(None, ["data.train_size=10", *overrides])
+    with pytest.raises(TrainConfigError, match=rf"data\.group_weights: .*{message}"):
+        build_data(config.data)
+
+
+def test_group_weights_refused_for_jsonl() -> None:
+    with pytest.raises(TrainConfigError, match="data.group_weights"):
+        load_config(None, ["data.source=jsonl", "data.path=x.jsonl", "data.tokenizer=t", "data.group_weights=[1]"])

@@ -29,6 +29,7 @@ class Task:
     group_of: Callable[[Any], int] | None
     prompt_length: int
     answer_length: int
+    num_groups: int = 0  # groups 0..num_groups-1; make_example's index % num_groups picks one
 
     def prompt(self, example: Any) -> list[int]:
         return example.prompt(self.vocab)
@@ -44,20 +45,42 @@ def split_of(answer: list[int]) -> str:
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
-def draw(task: Task | str, split: str, count: int, seed: int) -> list[Any]:
-    """``count`` examples of ``split``, reproducible from ``seed`` (different seeds, fresh examples)."""
+def draw(
+    task: Task | str, split: str, count: int, seed: int, group_weights: tuple[float, ...] | list[float] = ()
+) -> list[Any]:
+    """``count`` examples of ``split``, reproducible from ``seed`` (different seeds, fresh examples).
+
+    By default a grouped task cycles through its groups (planning: PD 0..5 in equal shares).
+    ``group_weights`` (one non-negative weight per group) draws each example's group at random in
+    those proportions instead, e.g. to train on more of the hard planning distances.
+    """
     task = get_task(task) if isinstance(task, str) else task
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
+    groups = _group_sequence(task, split, count, seed, tuple(group_weights))
     rng = random.Random(f"{task.name}/{split}/{seed}")
     examples: list[Any] = []
     while len(examples) < count:
-        example = task.make_example(rng, len(examples))
+        example = task.make_example(rng, groups[len(examples)] if groups else len(examples))
         if split_of(task.answer(example)) == split:
             examples.append(example)
     return examples
+
+
+def _group_sequence(task: Task, split: str, count: int, seed: int, weights: tuple[float, ...]) -> list[int]:
+    """Each example's group, drawn in proportion to ``weights`` (empty: none drawn, cycle instead)."""
+    if not weights:
+        return []
+    if not task.num_groups:
+        raise ValueError(f"group weights given, but task {task.name!r} has no groups")
+    if len(weights) != task.num_groups:
+        raise ValueError(f"task {task.name!r} has {task.num_groups} groups ({task.group_name} 0..{task.num_groups - 1}), got {len(weights)} group weights")
+    if any(not w >= 0 for w in weights) or not sum(weights) > 0:
+        raise ValueError(f"group weights must be >= 0 with a positive sum, got {list(weights)}")
+    rng = random.Random(f"{task.name}/{split}/{seed}/groups")  # apart from the examples' own stream
+    return rng.choices(range(task.num_groups), weights=weights, k=count)
 
 
 def _planning() -> Task:
@@ -73,6 +96,7 @@ def _planning() -> Task:
         group_of=lambda example: example.pd,
         prompt_length=2 * (planning.NUM_NODES - 1) + 4,
         answer_length=planning.PATH_EDGES + 2,
+        num_groups=planning.MAX_PD + 1,
     )
 
 

@@ -59,6 +59,9 @@ class DataSection:
     path: str = ""
     tokenizer: str = ""
     seq_len: int = 256
+    # task data only: the share of each task group in the training data (planning: PD 0..5), e.g.
+    # [1, 1, 1, 2, 2, 3] for more long planning distances; empty = equal shares. Evaluation is unchanged.
+    group_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class TrainConfig:
             raise TrainConfigError(f"optim.betas must be two numbers in [0, 1), got {list(self.optim.betas)}")
         if not 0 <= self.optim.min_lr_ratio <= 1:
             raise TrainConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
+        if self.data.group_weights and self.data.source == "jsonl":
+            raise TrainConfigError("data.group_weights applies to task data only, not data.source = 'jsonl'")
         if self.data.source == "jsonl" and not (self.data.path and self.data.tokenizer):
             raise TrainConfigError("data.source = 'jsonl' needs data.path (the .jsonl file) and data.tokenizer (a tokenizer.json or model directory)")
 

@@ -72,13 +72,18 @@ class TrainData:
 def build_data(section: DataSection) -> TrainData:
     if section.source == "jsonl":
         return _jsonl_data(section)
+    if section.group_weights:
+        try:
+            return task_data(section.source, section.train_size, section.seed, group_weights=section.group_weights)
+        except ValueError as error:
+            raise TrainConfigError(f"data.group_weights: {error}") from None
     return task_data(section.source, section.train_size, section.seed)
 
 
-def task_data(name: str, count: int, seed: int, split: str = "train") -> TrainData:
+def task_data(name: str, count: int, seed: int, split: str = "train", group_weights: tuple[float, ...] = ()) -> TrainData:
     """Rows ``prompt + answer`` of a task split; targets are the answer positions."""
     task = get_task(name)
-    examples = draw(task, split, count, seed)
+    examples = draw(task, split, count, seed, group_weights)
     rows = [task.prompt(e) + task.answer(e) for e in examples]
     tokens = torch.tensor(rows, dtype=torch.long)
     targets = torch.zeros_like(tokens, dtype=torch.bool)

@@ -1,0 +1,97 @@
+"""Task accuracy of the bundled models (the anchor rows of diffusion vs autoregression), and the
+unmasking-order ranking on the Sudoku diffusion model.
+
+    .venv/bin/python benchmarks/accuracy.py                  # writes docs/benchmarks/accuracy.{md,json}
+    .venv/bin/python benchmarks/accuracy.py --n 100 --seeds 0  # a quick look
+
+Every row is ``unmask eval --model models/NAME --task TASK --n N --seed S``: fresh test-split
+examples drawn from evaluation seed S, decoded with the model's own ``generation_config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from unmask.checkpoint import load_model  # noqa: E402
+from unmask.cli_bench import task_of_model  # noqa: E402
+from unmask.evaluate import EvalReport, evaluate  # noqa: E402
+
+ORDERS = ["random", "low_confidence", "margin", "entropy"]  # remasking scores, worst expected first
+ORDER_NAMES = {"random": "random", "low_confidence": "top probability", "margin": "top margin", "entropy": "negative entropy"}
+
+
+def pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def report_row(name: str, seed: int, report: EvalReport, groups: list[str]) -> str:
+    lo, hi = report.ci95
+    by = report.to_json().get(f"by_{report.group_name}", {}) if report.group_name else {}
+    cells = [f"{by[g]:.0%}" if g in by else "–" for g in groups]
+    return (f"| `{name}` | {seed} | {pct(report.accuracy)} ({pct(lo)}–{pct(hi)}) | " + " | ".join(cells) + (" | " if cells else "")
+            + f"{report.nfe:.1f} | {report.tokens_per_forward:.2f} | {report.seconds:.1f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n", type=int, default=600, help="test examples per evaluation (default 600)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds (default 0 1 2)")
+    parser.add_argument("--order-n", type=int, default=600, help="Sudoku puzzles per unmasking order (default 600, seed 0)")
+    parser.add_argument("--models", nargs="+", default=None, help="model directories (default: every bundled model)")
+    parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dirs = [Path(m) for m in args.models] if args.models else sorted((REPO / "models").glob("*-*"))
+    dirs = [d for d in dirs if (d / "config.json").is_file()]
+    results: list[dict] = []
+    lines = [f"### Task accuracy (`benchmarks/accuracy.py --n {args.n} --seeds {' '.join(map(str, args.seeds))}`)\n",
+             f"torch {torch.__version__}, {platform.machine()}, {args.threads} threads. Each row: "
+             f"`unmask eval --model models/NAME --task TASK --n {args.n} --seed S` on fresh test-split examples "
+             "(never trained on), decoded with the model's `generation_config.json`. Interval: 95% Wilson.\n"]
+    for task in ("planning", "sudoku"):
+        task_dirs = [d for d in dirs if task_of_model(d) == task]
+        if not task_dirs:
+            continue
+        groups = [str(pd) for pd in range(6)] if task == "planning" else []
+        head = "| model | eval seed | accuracy (95% CI) | " + "".join(f"PD {g} | " for g in groups) + "NFE/example | tokens/forward | seconds |"
+        lines += [f"#### {task}\n", head, "|" + "---|" * (head.count("|") - 1)]
+        for directory in task_dirs:
+            model = load_model(directory)
+            for seed in args.seeds:
+                report = evaluate(model, task, n=args.n, seed=seed, model_name=directory.name)
+                print(f"{directory.name} seed {seed}: {report.accuracy:.3f}", file=sys.stderr, flush=True)
+                lines.append(report_row(directory.name, seed, report, groups))
+                results.append({**report.to_json(), "seed": seed})
+        lines.append("")
+    sudoku = next((d for d in dirs if d.name == "sudoku-diffusion"), None)
+    if sudoku is not None and args.order_n > 0:
+        model = load_model(sudoku)
+        lines += [f"#### Unmasking order on `sudoku-diffusion` ({args.order_n} test puzzles, seed 0, one cell per forward)\n",
+                  "| order (`--remasking`) | accuracy (95% CI) | NFE/example |", "|---|---|---|"]
+        for order in ORDERS:
+            report = evaluate(model, "sudoku", n=args.order_n, seed=0, model_name=sudoku.name, remasking=order)
+            print(f"order {order}: {report.accuracy:.3f}", file=sys.stderr, flush=True)
+            lo, hi = report.ci95
+            lines.append(f"| {ORDER_NAMES[order]} (`{order}`) | {pct(report.accuracy)} ({pct(lo)}–{pct(hi)}) | {report.nfe:.1f} |")
+            results.append({**report.to_json(), "seed": 0, "remasking": order})
+        lines.append("")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy.md").write_text("\n".join(lines) + "\n")
+    (out / "accuracy.json").write_text(json.dumps({"rows": results}, indent=1) + "\n")
+    print(f"wrote {out / 'accuracy.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
