@@ -1,7 +1,8 @@
 """Decoding speed and accuracy of every policy x cache on the bundled models, against the
 reference decoder and the equal-size AR model, measured side by side in one process.
 
-    .venv/bin/python benchmarks/decode.py                 # writes docs/benchmarks/decode.{md,json,png}
+    .venv/bin/python benchmarks/decode.py --tasks planning --out-name decode-planning  # writes docs/benchmarks/decode-planning.{md,json,png}
+    .venv/bin/python benchmarks/decode.py --tasks sudoku --out-name decode-sudoku --render-only  # redraw from the JSON
     .venv/bin/python benchmarks/decode.py --threads 1 --batch-sizes 1
 
 Prints the per-model tables of ``unmask bench`` plus a "targets" table: for each model and batch
@@ -53,7 +54,13 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="only these configurations (the reference always)")
     parser.add_argument("--tasks", nargs="+", default=None, help="only the bundled models of these tasks (default: all)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: redraw the markdown and plot from the rows already in OUT-NAME.json")
     args = parser.parse_args()
+    out = Path(args.out_dir)
+    if args.render_only:
+        rows = [BenchRow(**row) for row in json.loads((out / f"{args.out_name}.json").read_text())["rows"]]
+        return render(rows, args, out)
     models = REPO / "models"
     diffusion = [d for d in sorted(models.glob("*-diffusion")) if args.tasks is None or task_of_model(d) in args.tasks]
     ar_dirs = {task_of_model(d): d for d in sorted(models.glob("*-ar"))}
@@ -62,12 +69,17 @@ def main() -> int:
                      task_of=task_of_model, progress=lambda line: print(line, file=sys.stderr, flush=True))
     for row in rows:  # repository-relative names in the committed files
         row.model = str(Path(row.model).resolve().relative_to(REPO))
-    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.out_name}.json").write_text(json.dumps({"rows": [r.to_json() for r in rows]}, indent=1) + "\n")
+    return render(rows, args, out)
+
+
+def render(rows: list[BenchRow], args: argparse.Namespace, out: Path) -> int:
+    """Write OUT-NAME.md (targets + all rows) and OUT-NAME.png from measured rows."""
     plot(rows, out / f"{args.out_name}.png")
     flags = f"--threads {args.threads} --batch-sizes {' '.join(map(str, args.batch_sizes))} --repeats {args.repeats}"
-    flags += " --compile --out-name " + args.out_name if args.compile else ""
+    flags += " --compile" if args.compile else ""
+    flags += f" --out-name {args.out_name}" if args.out_name != "decode" else ""
     flags += (" --tasks " + " ".join(args.tasks)) if args.tasks else ""
     flags += (" --only " + " ".join(repr(label) for label in args.only)) if args.only else ""
     header = (f"### Decoding{' with torch.compile' if args.compile else ''} (`benchmarks/decode.py {flags}`)\n\n"

@@ -21,7 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {
     "accuracy": ("accuracy.py", "accuracy.md"),
-    "decode": ("decode.py", "decode.md"),
+    # one run per task: every ratio in a section compares rows of the same run
+    "decode-planning": ("decode.py --tasks planning --out-name decode-planning", "decode-planning.md"),
+    "decode-sudoku": ("decode.py --tasks sudoku --out-name decode-sudoku", "decode-sudoku.md"),
     "decode-compiled": ("decode.py --compile --tasks planning --batch-sizes 1 --repeats 2 --out-name decode-compiled", "decode-compiled.md"),
     "decode-compiled-sudoku": ("decode.py --compile --tasks sudoku --batch-sizes 1 --repeats 2 --out-name decode-compiled-sudoku "
                                "--only 'threshold 0.999' 'eb 0.01' 'threshold 0.999 +prefix'", "decode-compiled-sudoku.md"),
