@@ -35,7 +35,7 @@ def pct(value: float) -> str:
 
 def report_row(name: str, seed: int, report: EvalReport, groups: list[str]) -> str:
     lo, hi = report.ci95
-    by = report.to_json().get(f"by_{report.group_name}", {}) if report.group_name else {}
+    by = report.group_accuracy()
     cells = [f"{by[g]:.0%}" if g in by else "–" for g in groups]
     return (f"| `{name}` | {seed} | {pct(report.accuracy)} ({pct(lo)}–{pct(hi)}) | " + " | ".join(cells) + (" | " if cells else "")
             + f"{report.nfe:.1f} | {report.tokens_per_forward:.2f} | {report.seconds:.1f} |")

@@ -105,7 +105,8 @@ def main() -> int:
         lo, hi = report.ci95
         cells = f"| {seed} | {report.accuracy:.1%} | {lo:.1%}–{hi:.1%} |"
         if args.task == "planning":
-            cells += " " + " | ".join(f"{report.by_group[str(pd)][0] / report.by_group[str(pd)][1]:.0%}" for pd in range(6)) + " |"
+            by_pd = report.group_accuracy()
+            cells += " " + " | ".join(f"{by_pd[str(pd)]:.0%}" if str(pd) in by_pd else "–" for pd in range(6)) + " |"
         cells += f" {report.nfe:.1f} | {report.tokens_per_forward:.2f} | {seconds:.1f} |"
         lines.append(cells)
     mean = sum(r.accuracy for _, r, _ in rows) / len(rows)

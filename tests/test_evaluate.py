@@ -112,6 +112,9 @@ def test_wrong_answers_are_counted_by_pd() -> None:
     assert report.by_group["0"] == [10, 10]
     assert all(report.by_group[str(pd)][0] == 0 for pd in range(1, 6))
     assert report.accuracy == pytest.approx(10 / 60)
+    # keys in numeric order (the JSON's by_pd and every rendered table rely on it)
+    assert report.group_accuracy() == {"0": 1.0, "1": 0.0, "2": 0.0, "3": 0.0, "4": 0.0, "5": 0.0}
+    assert list(report.group_accuracy()) == ["0", "1", "2", "3", "4", "5"]
 
 
 def test_parallel_decoding_reports_tokens_per_forward() -> None:

@@ -131,7 +131,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     lo, hi = report.ci95
     print(f"{args.model} on {args.task}: accuracy {report.accuracy:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={report.n})")
     if report.group_name:
-        cells = "  ".join(f"{report.group_name.upper()}{k}: {c / t:.0%}" for k, (c, t) in sorted(report.by_group.items(), key=lambda kv: int(kv[0])))
+        cells = "  ".join(f"{report.group_name.upper()}{group}: {acc:.0%}" for group, acc in report.group_accuracy().items())
         print(f"  {cells}")
     print(f"  nfe {report.nfe:.1f}  tokens/forward {report.tokens_per_forward:.2f}  {report.seconds:.1f} s  threads {data['threads']}")
     return 0

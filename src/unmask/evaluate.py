@@ -41,6 +41,11 @@ class EvalReport:
     def ci95(self) -> tuple[float, float]:
         return wilson_interval(self.correct, self.n)
 
+    def group_accuracy(self) -> dict[str, float]:
+        """Accuracy of each group (planning distance), in numeric group order; empty without groups."""
+        ordered = sorted(self.by_group.items(), key=lambda item: int(item[0]))
+        return {group: correct / total for group, (correct, total) in ordered if total}
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "model": self.model, "task": self.task, "n": self.n, "accuracy": self.accuracy,
@@ -48,7 +53,7 @@ class EvalReport:
             "seconds": self.seconds,
         }
         if self.group_name:
-            data[f"by_{self.group_name}"] = {k: c / t for k, (c, t) in sorted(self.by_group.items(), key=lambda kv: int(kv[0]))}
+            data[f"by_{self.group_name}"] = self.group_accuracy()
         return data
 
 
