@@ -20,6 +20,7 @@ import torch
 
 import unmask
 from unmask.evaluate import evaluate
+from unmask.tasks import TASKS
 
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -28,7 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run directory (holds model/, metrics.jsonl)")
     parser.add_argument("target", type=Path, help="models/<task>-<kind>")
-    parser.add_argument("--task", required=True, choices=("planning", "sudoku"))
+    parser.add_argument("--task", required=True, choices=tuple(TASKS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)

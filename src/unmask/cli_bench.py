@@ -61,7 +61,7 @@ def task_of_model(directory: Path) -> str:
         source = json.loads(config.read_text()).get("data", {}).get("source")
         if source in TASKS:
             return str(source)
-    for name in TASKS:
+    for name in sorted(TASKS, key=len, reverse=True):  # "planning-anyjoin" before "planning"
         if name in directory.name:
             return name
     raise ParamError(f"cannot tell which task {directory} was trained on (no training_config.json data.source, "

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from unmask.tasks import TASKS
+
 _TRAIN_EPILOG = """\
 The config is a TOML file with sections [model] [data] [objective] [optim] [run] (see
 configs/*.toml); every field can be overridden with --set section.field=value. Checkpoints
@@ -46,7 +48,7 @@ def add_train_parsers(commands: Any) -> None:
                                    description="Solve held-out task examples and score them exactly.",
                                    epilog=_EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("--model", required=True, metavar="DIR", help="model directory")
-    evaluate.add_argument("--task", required=True, choices=("planning", "sudoku"))
+    evaluate.add_argument("--task", required=True, choices=tuple(TASKS))
     evaluate.add_argument("--n", type=int, default=500, help="number of examples (default 500)")
     evaluate.add_argument("--seed", type=int, default=0, help="which sample of the test split (default 0)")
     evaluate.add_argument("--batch-size", type=int, default=250, help="rows decoded together (default 250)")

@@ -8,15 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unmask.tasks.planning import MAX_PD, NUM_NODES, PlanningVocab, make_dataset, make_example, paths_from_start, score
+from unmask.tasks import draw
+from unmask.tasks.planning import JOINS, MAX_PD, NUM_NODES, PlanningVocab, make_dataset, make_example, paths_from_start, score
 
 VOCAB = PlanningVocab()
 
 
 @settings(max_examples=200, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), pd=st.integers(0, MAX_PD))
-def test_examples_are_valid(seed: int, pd: int) -> None:
-    example = make_example(random.Random(seed), pd)
+@given(seed=st.integers(0, 2**32 - 1), pd=st.integers(0, MAX_PD), join=st.sampled_from(JOINS))
+def test_examples_are_valid(seed: int, pd: int, join: str) -> None:
+    example = make_example(random.Random(seed), pd, join=join)
     nodes = {n for edge in example.edges for n in edge}
     assert len(nodes) == NUM_NODES and len(example.edges) == NUM_NODES - 1
     walks = paths_from_start(example)
@@ -29,6 +30,12 @@ def test_examples_are_valid(seed: int, pd: int) -> None:
         shared = next(i for i, (a, b) in enumerate(zip(dead_ends[0], example.path)) if a != b)
         assert shared - 1 == len(example.path) - 1 - pd  # branch point index
         assert len(dead_ends[0]) - shared == pd  # the dead end looks like the path for pd steps
+    # the in-branch: 5 - pd nodes that lead into the path (never into the start); with join="branch"
+    # it enters at the branch point, so the only node with two predecessors is that point
+    into = [b for b in example.path if sum(1 for _, y in example.edges if y == b) == 2]
+    assert len(into) == (1 if pd < MAX_PD else 0) and example.start not in into
+    if join == "branch" and into:
+        assert into == [example.path[len(example.path) - 1 - pd]]
     prompt = example.prompt(VOCAB)
     assert len(prompt) == 2 * len(example.edges) + 4 and prompt[-1] == VOCAB.ans
     assert max(prompt) < VOCAB.size and VOCAB.mask not in prompt
@@ -50,8 +57,22 @@ def test_splits_are_seeded() -> None:
     assert [e.pd for e in make_dataset(12, seed=3)] == [0, 1, 2, 3, 4, 5] * 2
 
 
+def test_join_anywhere_reaches_every_path_node_after_the_start() -> None:
+    joined = set()
+    for example in draw("planning-anyjoin", "train", 300, seed=0):
+        into = [i for i, b in enumerate(example.path) if sum(1 for _, y in example.edges if y == b) == 2]
+        joined.update(into)
+    assert joined == {1, 2, 3, 4, 5}
+    # while the default task joins only at the branch point
+    for example in draw("planning", "train", 60, seed=0):
+        into = [i for i, b in enumerate(example.path) if sum(1 for _, y in example.edges if y == b) == 2]
+        assert into == ([] if example.pd == MAX_PD else [len(example.path) - 1 - example.pd])
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="pd must be in"):
         make_example(random.Random(0), 6)
     with pytest.raises(ValueError, match="num_labels"):
         make_example(random.Random(0), 2, PlanningVocab(num_labels=8))
+    with pytest.raises(ValueError, match="join must be one of"):
+        make_example(random.Random(0), 2, join="start")

@@ -83,14 +83,14 @@ def _group_sequence(task: Task, split: str, count: int, seed: int, weights: tupl
     return rng.choices(range(task.num_groups), weights=weights, k=count)
 
 
-def _planning() -> Task:
+def _planning(name: str = "planning", join: str = "branch") -> Task:
     from unmask.tasks import planning
 
     vocab = planning.PlanningVocab()
     return Task(
-        name="planning",
+        name=name,
         vocab=vocab,
-        make_example=lambda rng, index: planning.make_example(rng, index % (planning.MAX_PD + 1), vocab),
+        make_example=lambda rng, index: planning.make_example(rng, index % (planning.MAX_PD + 1), vocab, join),
         score=lambda example, generated: planning.score(example, generated, vocab),
         group_name="pd",
         group_of=lambda example: example.pd,
@@ -116,7 +116,12 @@ def _sudoku() -> Task:
     )
 
 
-TASKS: dict[str, Callable[[], Task]] = {"planning": _planning, "sudoku": _sudoku}
+TASKS: dict[str, Callable[[], Task]] = {
+    "planning": _planning,
+    # the harder variant whose in-branch may join any path node (see unmask.tasks.planning)
+    "planning-anyjoin": lambda: _planning("planning-anyjoin", join="anywhere"),
+    "sudoku": _sudoku,
+}
 
 
 def get_task(name: str) -> Task:

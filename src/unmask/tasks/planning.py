@@ -9,6 +9,18 @@ Every example has 11 distinct nodes and 10 directed edges:
 * an **in-branch**: a chain of ``5 - PD`` nodes that leads *into* the path, unreachable from the
   start, so the node count is always 11 and edge counts do not give the answer away.
 
+Where the in-branch joins the path is the ``join`` option:
+
+* ``"branch"`` (the task ``planning``, Ye et al.'s construction): it joins at the branch point, so
+  in-branch, branch point and out-branch form a second 6-node chain that crosses the path at one
+  node. Every path node other than the branch point's successor is then one lookup away from a
+  neighbour that is already certain (its predecessor from the start side, its successor from the
+  goal side).
+* ``"anywhere"`` (the task ``planning-anyjoin``, harder): it joins any path node after the start.
+  At PD 3 with the join at the goal, both the branch point's successors and the goal's
+  predecessors are ambiguous, and the two middle nodes can only be told apart by a two-hop lookup
+  (which successor of ``v2`` has a successor that precedes ``v5``).
+
 Tokens (tokenizer-free): node labels ``0..num_labels-1``, then the special ids below. The prompt is
 the 10 edges in random order (``a b`` pairs), ``SEP``, start, goal, ``ANS``; the answer is the 6
 path nodes followed by ``EOS``.
@@ -22,6 +34,7 @@ from dataclasses import dataclass
 PATH_EDGES = 5
 NUM_NODES = 11
 MAX_PD = 5
+JOINS = ("branch", "anywhere")  # where the in-branch enters the path (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -71,10 +84,18 @@ class PlanningExample:
         return list(self.path) + [vocab.eos]
 
 
-def make_example(rng: random.Random, pd: int, vocab: PlanningVocab = PlanningVocab()) -> PlanningExample:
-    """One example with planning distance ``pd`` (0..5), drawn from ``rng``."""
+def make_example(
+    rng: random.Random, pd: int, vocab: PlanningVocab = PlanningVocab(), join: str = "branch"
+) -> PlanningExample:
+    """One example with planning distance ``pd`` (0..5), drawn from ``rng``.
+
+    ``join`` says where the in-branch enters the path: ``"branch"`` (at the branch point) or
+    ``"anywhere"`` (a random path node after the start).
+    """
     if not 0 <= pd <= MAX_PD:
         raise ValueError(f"pd must be in 0..{MAX_PD}, got {pd}")
+    if join not in JOINS:
+        raise ValueError(f"join must be one of {', '.join(JOINS)}, got {join!r}")
     if vocab.num_labels < NUM_NODES:
         raise ValueError(f"num_labels must be >= {NUM_NODES}, got {vocab.num_labels}")
     nodes = rng.sample(range(vocab.num_labels), NUM_NODES)
@@ -84,18 +105,21 @@ def make_example(rng: random.Random, pd: int, vocab: PlanningVocab = PlanningVoc
     chain = [branch_point] + out_branch
     edges += list(zip(chain, chain[1:]))
     if in_branch:
-        # enter the path anywhere but the start, so the start keeps in-degree 0
-        target = path[rng.randrange(1, len(path))]
+        # never the start (it keeps in-degree 0): the in-branch exists only when PD < 5, and then
+        # the branch point is v1 or later; "anywhere" draws v1..v5
+        target = branch_point if join == "branch" else path[rng.randrange(1, len(path))]
         chain = in_branch + [target]
         edges += list(zip(chain, chain[1:]))
     rng.shuffle(edges)
     return PlanningExample(tuple(edges), path[0], path[-1], tuple(path), pd)
 
 
-def make_dataset(count: int, seed: int, vocab: PlanningVocab = PlanningVocab()) -> list[PlanningExample]:
+def make_dataset(
+    count: int, seed: int, vocab: PlanningVocab = PlanningVocab(), join: str = "branch"
+) -> list[PlanningExample]:
     """``count`` examples with PD cycling 0..5, reproducible from ``seed``."""
     rng = random.Random(seed)
-    return [make_example(rng, index % (MAX_PD + 1), vocab) for index in range(count)]
+    return [make_example(rng, index % (MAX_PD + 1), vocab, join) for index in range(count)]
 
 
 def score(example: PlanningExample, generated: list[int], vocab: PlanningVocab = PlanningVocab()) -> bool:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from unmask.tasks import TASKS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -26,7 +28,7 @@ OBJECTIVES = ("diffusion", "ar")
 NORMALISATIONS = ("token", "sequence", "batch")
 WEIGHTINGS = ("inverse_t", "none")
 DTYPES = ("float32", "bfloat16")
-TASK_SOURCES = ("planning", "sudoku", "jsonl")
+TASK_SOURCES = (*TASKS, "jsonl")
 
 
 @dataclass(frozen=True)
