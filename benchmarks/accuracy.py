@@ -2,7 +2,7 @@
 unmasking-order ranking on the Sudoku diffusion model.
 
     .venv/bin/python benchmarks/accuracy.py                  # writes docs/benchmarks/accuracy.{md,json}
-    .venv/bin/python benchmarks/accuracy.py --n 100 --seeds 0  # a quick look
+    .venv/bin/python benchmarks/accuracy.py --n 100 --seeds 0 --order-n 20 --sparse-n 10  # a quick look
 
 Every row is ``unmask eval --model models/NAME --task TASK --n N --seed S``: fresh test-split
 examples drawn from evaluation seed S, decoded with the model's own ``generation_config.json``.
@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO / "src"))
 from unmask.checkpoint import load_model  # noqa: E402
 from unmask.cli_bench import task_of_model  # noqa: E402
 from unmask.evaluate import EvalReport, evaluate  # noqa: E402
+from unmask.tasks import draw  # noqa: E402
 
 ORDERS = ["random", "low_confidence", "margin", "entropy"]  # remasking scores, worst expected first
 # tasks the bundled models were not trained on, evaluated to show where they stop generalising
@@ -34,6 +36,7 @@ EXTRA_TASKS = {
     "(`unmask eval --model models/NAME --task planning-anyjoin --n N --seed S`).",
 }
 ORDER_STEPS = (82, 21, 11)  # decoding steps for the 81 cells + EOS: 1, ~4 and ~8 tokens per forward
+SPARSE_STEPS = (82, 21)
 ORDER_NAMES = {"random": "random", "low_confidence": "top probability", "margin": "top margin", "entropy": "negative entropy"}
 
 
@@ -49,12 +52,39 @@ def report_row(name: str, seed: int, report: EvalReport, groups: list[str]) -> s
             + f"{report.nfe:.1f} | {report.tokens_per_forward:.2f} | {report.seconds:.1f} |")
 
 
+def order_table(model: Any, task: str, n: int, steps_list: tuple[int, ...], results: list[dict], intro: str,
+                ar_model: Any = None) -> list[str]:
+    """Markdown rows: accuracy of each unmasking order at each step count, on one sample of ``task``."""
+    examples = draw(task, "test", n, seed=0)  # drawn once: sudoku-sparse takes ~0.4 s per puzzle
+    givens = sum(e.givens for e in examples) / len(examples)
+    lines = [f"#### Unmasking order on `sudoku-diffusion`, task `{task}` ({n} test puzzles, seed 0, mean {givens:.1f} givens)\n",
+             intro + "\n",
+             "| order (`--remasking`) | " + " | ".join(f"{steps} steps: accuracy (95% CI)" for steps in steps_list) + " |",
+             "|---|" + "---|" * len(steps_list)]
+    for order in ORDERS:
+        cells = []
+        for steps in steps_list:
+            report = evaluate(model, task, examples, seed=0, model_name="sudoku-diffusion", remasking=order, steps=steps)
+            print(f"{task}: order {order}, {steps} steps: {report.accuracy:.3f}", file=sys.stderr, flush=True)
+            lo, hi = report.ci95
+            cells.append(f"{pct(report.accuracy)} ({pct(lo)}–{pct(hi)})")
+            results.append({**report.to_json(), "seed": 0, "remasking": order, "steps": steps})
+        lines.append(f"| {ORDER_NAMES[order]} (`{order}`) | " + " | ".join(cells) + " |")
+    if ar_model is not None:
+        report = evaluate(ar_model, task, examples, seed=0, model_name="sudoku-ar")
+        lo, hi = report.ci95
+        lines += ["", f"The AR model `sudoku-ar` on the same puzzles: {pct(report.accuracy)} ({pct(lo)}–{pct(hi)})."]
+        results.append({**report.to_json(), "seed": 0})
+    return lines + [""]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n", type=int, default=600, help="test examples per evaluation (default 600)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds (default 0 1 2)")
     parser.add_argument("--order-n", type=int, default=300, help="Sudoku puzzles per unmasking order and step count (default 300, seed 0; 0 = skip)")
+    parser.add_argument("--sparse-n", type=int, default=200, help="sudoku-sparse puzzles for the same order table (default 200, seed 0; 0 = skip)")
     parser.add_argument("--models", nargs="+", default=None, help="model directories (default: every bundled model)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
     args = parser.parse_args()
@@ -62,7 +92,7 @@ def main() -> int:
     dirs = [Path(m) for m in args.models] if args.models else sorted((REPO / "models").glob("*-*"))
     dirs = [d for d in dirs if (d / "config.json").is_file()]
     results: list[dict] = []
-    lines = [f"### Task accuracy (`benchmarks/accuracy.py --n {args.n} --seeds {' '.join(map(str, args.seeds))} --order-n {args.order_n}`)\n",
+    lines = [f"### Task accuracy (`benchmarks/accuracy.py --n {args.n} --seeds {' '.join(map(str, args.seeds))} --order-n {args.order_n} --sparse-n {args.sparse_n}`)\n",
              f"torch {torch.__version__}, {platform.machine()}, torch.set_num_threads({args.threads}). Each row: "
              f"`unmask eval --model models/NAME --task TASK --n {args.n} --seed S` on fresh test-split examples "
              "(never trained on), decoded with the model's `generation_config.json`. Interval: 95% Wilson.\n"]
@@ -86,22 +116,15 @@ def main() -> int:
         lines.append("")
     sudoku = next((d for d in dirs if d.name == "sudoku-diffusion"), None)
     if sudoku is not None and args.order_n > 0:
-        model = load_model(sudoku)
-        lines += [f"#### Unmasking order on `sudoku-diffusion` ({args.order_n} test puzzles, seed 0)\n",
-                  "One cell per forward (82 steps), then about four (21 steps) and eight (11 steps) cells per forward, "
-                  "where the order matters more.\n",
-                  "| order (`--remasking`) | " + " | ".join(f"{steps} steps: accuracy (95% CI)" for steps in ORDER_STEPS) + " |",
-                  "|---|" + "---|" * len(ORDER_STEPS)]
-        for order in ORDERS:
-            cells = []
-            for steps in ORDER_STEPS:
-                report = evaluate(model, "sudoku", n=args.order_n, seed=0, model_name=sudoku.name, remasking=order, steps=steps)
-                print(f"order {order}, {steps} steps: {report.accuracy:.3f}", file=sys.stderr, flush=True)
-                lo, hi = report.ci95
-                cells.append(f"{pct(report.accuracy)} ({pct(lo)}–{pct(hi)})")
-                results.append({**report.to_json(), "seed": 0, "remasking": order, "steps": steps})
-            lines.append(f"| {ORDER_NAMES[order]} (`{order}`) | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += order_table(load_model(sudoku), "sudoku", args.order_n, ORDER_STEPS, results,
+                             "One cell per forward (82 steps), then about four (21 steps) and eight (11 steps) cells "
+                             "per forward, where the order matters more.")
+    if sudoku is not None and args.sparse_n > 0:
+        sudoku_ar = next((d for d in dirs if d.name == "sudoku-ar"), None)
+        lines += order_table(load_model(sudoku), "sudoku-sparse", args.sparse_n, SPARSE_STEPS, results,
+                             "Harder puzzles than the model was trained on: the task `sudoku-sparse` (23–30 givens, "
+                             "still singles-only and unique; the training puzzles have 28–36), drawn with the slow "
+                             "whole-puzzle singles check.", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")
