@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 PLANNING = REPO / "models" / "planning-diffusion"
 TINY_CHAT = REPO / "tests" / "assets" / "tiny-llada-chat"
 # a held-out puzzle at planning distance 5 (what ``unmask serve`` pre-fills the playground with)
-PLANNING_PROMPT = "9 4 2 8 23 19 4 2 10 7 6 23 5 9 8 11 7 6 5 10 SEP 5 19 ANS"
+PLANNING_PROMPT = "4 2 10 19 6 11 7 15 13 17 3 4 19 13 2 7 17 6 10 3 SEP 10 11 ANS"
 
 
 class LiveServer:

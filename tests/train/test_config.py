@@ -83,6 +83,7 @@ def test_override_values_are_typed() -> None:
     ("optim.dtype=float16", "optim.dtype must be one of float32, bfloat16"),
     ("run.export_dtype=int8", "run.export_dtype must be one of"),
     ("data.source=wiki", "data.source must be one of planning, planning-anyjoin, sudoku, jsonl"),
+    ("data.source=sudoku-sparse", "data.source must be one of planning, planning-anyjoin, sudoku, jsonl"),  # evaluation only
     ("data.source=jsonl", "data.source = 'jsonl' needs data.path"),
     ("optim.max_steps=0", "optim.max_steps must be positive, got 0"),
     ("model.hidden_size=-4", "model.hidden_size must be positive"),
