@@ -53,18 +53,18 @@ def report_row(name: str, seed: int, report: EvalReport, groups: list[str]) -> s
 
 
 def order_table(model: Any, task: str, n: int, steps_list: tuple[int, ...], results: list[dict], intro: str,
-                ar_model: Any = None) -> list[str]:
+                ar_model: Any = None, model_name: str = "sudoku-diffusion") -> list[str]:
     """Markdown rows: accuracy of each unmasking order at each step count, on one sample of ``task``."""
     examples = draw(task, "test", n, seed=0)  # drawn once: sudoku-sparse takes ~0.4 s per puzzle
     givens = sum(e.givens for e in examples) / len(examples)
-    lines = [f"#### Unmasking order on `sudoku-diffusion`, task `{task}` ({n} test puzzles, seed 0, mean {givens:.1f} givens)\n",
+    lines = [f"#### Unmasking order on `{model_name}`, task `{task}` ({n} test puzzles, seed 0, mean {givens:.1f} givens)\n",
              intro + "\n",
              "| order (`--remasking`) | " + " | ".join(f"{steps} steps: accuracy (95% CI)" for steps in steps_list) + " |",
              "|---|" + "---|" * len(steps_list)]
     for order in ORDERS:
         cells = []
         for steps in steps_list:
-            report = evaluate(model, task, examples, seed=0, model_name="sudoku-diffusion", remasking=order, steps=steps)
+            report = evaluate(model, task, examples, seed=0, model_name=model_name, remasking=order, steps=steps)
             print(f"{task}: order {order}, {steps} steps: {report.accuracy:.3f}", file=sys.stderr, flush=True)
             lo, hi = report.ci95
             cells.append(f"{pct(report.accuracy)} ({pct(lo)}–{pct(hi)})")

@@ -80,8 +80,9 @@ def test_thorough_removal_reaches_the_low_twenties_and_keeps_the_guarantees() ->
         assert 23 <= example.givens <= 30
         assert solve_singles(example.puzzle) == list(example.solution)
         assert count_solutions(example.puzzle) == 1
-    # the local rule alone never gets there: its stall point is far above 23 for these grids
+    # the local rule alone stalls at 28 or more; this sample (seed 0) goes well below it
     assert min(e.givens for e in examples) < min(e.givens for e in make_dataset(200, seed=0))
+    assert sum(e.givens < 28 for e in examples) >= 4
 
 
 def test_grids_vary() -> None:

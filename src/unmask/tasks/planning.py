@@ -13,9 +13,9 @@ Where the in-branch joins the path is the ``join`` option:
 
 * ``"branch"`` (the task ``planning``, Ye et al.'s construction): it joins at the branch point, so
   in-branch, branch point and out-branch form a second 6-node chain that crosses the path at one
-  node. Every path node other than the branch point's successor is then one lookup away from a
-  neighbour that is already certain (its predecessor from the start side, its successor from the
-  goal side).
+  node. Every path node is then one lookup away from a neighbour that is already certain:
+  successors are unique from the start up to the branch point, predecessors are unique from the
+  goal down to the branch point's successor.
 * ``"anywhere"`` (the task ``planning-anyjoin``, harder): it joins any path node after the start.
   At PD 3 with the join at the goal, both the branch point's successors and the goal's
   predecessors are ambiguous, and the two middle nodes can only be told apart by a two-hop lookup
