@@ -192,18 +192,27 @@ def _remove_while_singles_solvable(puzzle: list[int], givens: int, target: int, 
     """Blank givens of ``puzzle`` in place while a full singles solve still completes it; the new count.
 
     Unlike the local rule, a removed cell may become deducible only after other blanks are filled.
-    Singles are sound deductions, so a puzzle they complete still has exactly one solution.
+    Singles are sound deductions, so a puzzle they complete still has exactly one solution. A
+    removal is kept once singles refill the removed cell: from there the grid holds every given
+    of the previous puzzle, which singles complete (more givens never block a single), so the
+    solve can stop at that cell instead of running to the end.
     """
+    present = _unit_digits(puzzle) or [0] * 27  # never None: the puzzle comes from a valid grid
     cells = [i for i in range(CELLS) if puzzle[i]]
     rng.shuffle(cells)
     for cell in cells:
         if givens <= target:
             break
         digit, puzzle[cell] = puzzle[cell], 0
-        if solve_singles(puzzle) is None:
-            puzzle[cell] = digit
-        else:
+        bit = 1 << (digit - 1)
+        for unit in _CELL_UNITS[cell]:
+            present[unit] ^= bit
+        if _fill_singles(list(puzzle), list(present), stop_cell=cell) == 0:
             givens -= 1
+        else:
+            puzzle[cell] = digit
+            for unit in _CELL_UNITS[cell]:
+                present[unit] |= bit
     return givens
 
 
@@ -244,49 +253,93 @@ def solve_singles(puzzle: list[int] | tuple[int, ...]) -> list[int] | None:
     """
     _check_grid(puzzle)
     grid = list(puzzle)
-    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    present = _unit_digits(grid)
+    if present is None or _fill_singles(grid, present) != 0:
+        return None
+    return grid if is_valid_solution(grid) else None
+
+
+# cell -> its (row, column, box) unit numbers in 0..26, the indexing of UNITS
+_CELL_UNITS = tuple((ROW[i], 9 + COL[i], 18 + BOX[i]) for i in range(CELLS))
+
+
+def _unit_digits(grid: list[int]) -> list[int] | None:
+    """Bitmask of the digits placed in each of the 27 units; ``None`` if a digit repeats in one."""
+    present = [0] * 27
     for i, v in enumerate(grid):
         if v:
             bit = 1 << (v - 1)
-            if (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit:
-                return None  # a given repeats in a unit
-            rows[ROW[i]] |= bit
-            cols[COL[i]] |= bit
-            boxes[BOX[i]] |= bit
+            a, b, c = _CELL_UNITS[i]
+            if (present[a] | present[b] | present[c]) & bit:
+                return None
+            present[a] |= bit
+            present[b] |= bit
+            present[c] |= bit
+    return present
 
-    def place(i: int, v: int) -> None:
-        bit = 1 << (v - 1)
-        grid[i] = v
-        rows[ROW[i]] |= bit
-        cols[COL[i]] |= bit
-        boxes[BOX[i]] |= bit
 
-    progress = True
-    while progress:
+def _fill_singles(grid: list[int], present: list[int], stop_cell: int = -1) -> int:
+    """Fill ``grid`` in place by naked and hidden singles until stuck; the number of blanks left.
+
+    Returns -1 on a contradiction (a blank with no candidate, or a missing digit that fits no
+    blank of its unit), and 0 as soon as ``stop_cell`` is filled if one is given: the generator's
+    thorough pass only needs to know that the cell it removed comes back (see
+    :func:`_remove_while_singles_solvable`). Hidden singles are found per unit with two bitmasks
+    (digits seen in at least one / at least two blanks' candidates), not per digit.
+    """
+    cell_units, units = _CELL_UNITS, UNITS
+    blanks = [i for i in range(CELLS) if not grid[i]]
+    while blanks:
         progress = False
-        for i in range(CELLS):
-            if not grid[i]:
-                candidates = FULL & ~(rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]])
-                if not candidates:
-                    return None
-                if candidates & (candidates - 1) == 0:  # naked single
-                    place(i, candidates.bit_length())
-                    progress = True
-        for unit in UNITS:
-            for v in range(1, 10):
-                bit = 1 << (v - 1)
-                spots = [
-                    i for i in unit if not grid[i] and not (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit
-                ]
-                present = any(grid[i] == v for i in unit)
-                if not spots and not present:
-                    return None  # the digit fits nowhere in this unit
-                if len(spots) == 1:  # hidden single
-                    place(spots[0], v)
-                    progress = True
-    if 0 in grid or not is_valid_solution(grid):
-        return None
-    return grid
+        open_cells = []
+        for i in blanks:
+            if grid[i]:
+                continue
+            a, b, c = cell_units[i]
+            candidates = FULL & ~(present[a] | present[b] | present[c])
+            if not candidates:
+                return -1
+            if candidates & (candidates - 1):
+                open_cells.append(i)
+                continue
+            grid[i] = candidates.bit_length()  # naked single
+            present[a] |= candidates
+            present[b] |= candidates
+            present[c] |= candidates
+            progress = True
+            if i == stop_cell:
+                return 0
+        blanks = open_cells
+        for u in range(27):
+            once = twice = 0
+            for i in units[u]:
+                if not grid[i]:
+                    a, b, c = cell_units[i]
+                    candidates = FULL & ~(present[a] | present[b] | present[c])
+                    twice |= once & candidates
+                    once |= candidates
+            if FULL & ~present[u] & ~once:
+                return -1  # a digit the unit still needs fits none of its blanks
+            hidden = once & ~twice
+            while hidden:
+                bit = hidden & -hidden
+                hidden ^= bit
+                for i in units[u]:
+                    a, b, c = cell_units[i]
+                    if not grid[i] and not (present[a] | present[b] | present[c]) & bit:
+                        grid[i] = bit.bit_length()  # hidden single
+                        present[a] |= bit
+                        present[b] |= bit
+                        present[c] |= bit
+                        progress = True
+                        break
+                else:
+                    return -1  # two hidden digits claimed one cell
+                if i == stop_cell:
+                    return 0
+        if not progress:
+            break
+    return sum(1 for i in blanks if not grid[i])
 
 
 def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2) -> int:
