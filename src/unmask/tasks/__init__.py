@@ -126,14 +126,9 @@ TASKS: dict[str, Callable[[], Task]] = {
     # the local rule alone: 29-36 givens (mean 33.6), 0.13 ms per puzzle. The Sudoku task of the
     # bundled models before the whole-puzzle check became the default.
     "sudoku-local": lambda: _sudoku("sudoku-local", 23, 36, thorough=False),
-    # the hardest end only (23-30 givens): most grids stall above 30 and are redrawn, about 45 ms per
-    # puzzle, too slow for a training set
+    # the hardest end only (23-30 givens): most grids stall above 30 and are redrawn, about 3 ms per puzzle
     "sudoku-sparse": lambda: _sudoku("sudoku-sparse", 23, 30, thorough=True),
 }
-
-
-# tasks whose generator is too slow for training sets; training refuses them as data.source
-EVALUATION_ONLY = frozenset({"sudoku-sparse"})
 
 
 def get_task(name: str) -> Task:

@@ -131,12 +131,12 @@ def make_example(
     The local rule stalls at about 28..38 givens (mode 33), so targets below ~30 are seldom met.
 
     ``thorough=True`` goes on where the local rule stalls: it tries the remaining givens in random
-    order and removes one whenever the whole puzzle stays solvable by singles alone
-    (:func:`solve_singles`, a full solve per try). That reaches the low twenties, but for the range
-    23..30 it costs about 0.4 s per puzzle (measured; most of it on grids that stall above the range
-    and are redrawn) instead of 0.3 ms, so it suits evaluation sets (the task ``sudoku-sparse``),
-    not 100k-example training sets. ``vocab`` is accepted for symmetry with the other tasks; the ids
-    are fixed.
+    order and removes one whenever the whole puzzle stays solvable by singles alone (a singles
+    solve per try, stopped as soon as the removed cell is refilled). That reaches the low twenties:
+    for 23..36 the givens come out about uniform, at about 1.3 ms per puzzle (measured, one core)
+    instead of 0.13 ms, so 100k puzzles take about two minutes. For 23..30 most grids stall above
+    the range and are redrawn (about 45 ms per puzzle). ``vocab`` is accepted for symmetry with the
+    other tasks; the ids are fixed.
     """
     if not MIN_GIVENS <= min_givens <= max_givens <= CELLS:
         raise ValueError(

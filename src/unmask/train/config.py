@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from unmask.tasks import EVALUATION_ONLY, TASKS
+from unmask.tasks import TASKS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +28,7 @@ OBJECTIVES = ("diffusion", "ar")
 NORMALISATIONS = ("token", "sequence", "batch")
 WEIGHTINGS = ("inverse_t", "none")
 DTYPES = ("float32", "bfloat16")
-TASK_SOURCES = (*(name for name in TASKS if name not in EVALUATION_ONLY), "jsonl")
+TASK_SOURCES = (*TASKS, "jsonl")
 
 
 @dataclass(frozen=True)
