@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from unmask.checkpoint import load_model  # noqa: E402
 from unmask.cli_bench import task_of_model  # noqa: E402
-from unmask.evaluate import EvalReport, evaluate  # noqa: E402
+from unmask.evaluate import EvalReport, evaluate, paired_comparison  # noqa: E402
 from unmask.tasks import draw  # noqa: E402
 
 ORDERS = ["random", "low_confidence", "margin", "entropy"]  # remasking scores, worst expected first
@@ -54,22 +54,34 @@ def report_row(name: str, seed: int, report: EvalReport, groups: list[str]) -> s
 
 def order_table(model: Any, task: str, n: int, steps_list: tuple[int, ...], results: list[dict], intro: str,
                 ar_model: Any = None, model_name: str = "sudoku-diffusion") -> list[str]:
-    """Markdown rows: accuracy of each unmasking order at each step count, on one sample of ``task``."""
-    examples = draw(task, "test", n, seed=0)  # drawn once: sudoku-sparse takes ~0.4 s per puzzle
+    """Markdown rows: accuracy of each unmasking order at each step count, on one sample of ``task``,
+    then top margin against top probability puzzle by puzzle (exact McNemar test)."""
+    examples = draw(task, "test", n, seed=0)  # drawn once, decoded by every order
     givens = sum(e.givens for e in examples) / len(examples)
     lines = [f"#### Unmasking order on `{model_name}`, task `{task}` ({n} test puzzles, seed 0, mean {givens:.1f} givens)\n",
              intro + "\n",
              "| order (`--remasking`) | " + " | ".join(f"{steps} steps: accuracy (95% CI)" for steps in steps_list) + " |",
              "|---|" + "---|" * len(steps_list)]
+    reports: dict[tuple[str, int], EvalReport] = {}
     for order in ORDERS:
         cells = []
         for steps in steps_list:
             report = evaluate(model, task, examples, seed=0, model_name=model_name, remasking=order, steps=steps)
+            reports[order, steps] = report
             print(f"{task}: order {order}, {steps} steps: {report.accuracy:.3f}", file=sys.stderr, flush=True)
             lo, hi = report.ci95
             cells.append(f"{pct(report.accuracy)} ({pct(lo)}–{pct(hi)})")
             results.append({**report.to_json(), "seed": 0, "remasking": order, "steps": steps})
         lines.append(f"| {ORDER_NAMES[order]} (`{order}`) | " + " | ".join(cells) + " |")
+    lines += ["", "Top margin against top probability on the same puzzles (exact two-sided McNemar test on the "
+              "puzzles only one of them solves):", ""]
+    for steps in steps_list:
+        paired = paired_comparison(reports["margin", steps], reports["low_confidence", steps])
+        lines.append(f"- {steps} steps: {paired.only_first} solved only by top margin, {paired.only_second} only by "
+                     f"top probability, p = {paired.p_value:.2g}")
+        results.append({"task": task, "steps": steps, "paired": "margin vs low_confidence", "only_margin": paired.only_first,
+                        "only_low_confidence": paired.only_second, "both": paired.both, "neither": paired.neither,
+                        "p_value": paired.p_value})
     if ar_model is not None:
         report = evaluate(ar_model, task, examples, seed=0, model_name="sudoku-ar")
         lo, hi = report.ci95
@@ -122,9 +134,8 @@ def main() -> int:
     if sudoku is not None and args.sparse_n > 0:
         sudoku_ar = next((d for d in dirs if d.name == "sudoku-ar"), None)
         lines += order_table(load_model(sudoku), "sudoku-sparse", args.sparse_n, SPARSE_STEPS, results,
-                             "Harder puzzles than the model was trained on: the task `sudoku-sparse` (23–30 givens, "
-                             "still singles-only and unique; the training puzzles have 28–36), drawn with the slow "
-                             "whole-puzzle singles check.", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
+                             "The hardest end of the range: the task `sudoku-sparse` (23–30 givens, still "
+                             "singles-only and unique).", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")

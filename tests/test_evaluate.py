@@ -14,7 +14,7 @@ from torch import nn
 
 import unmask
 from unmask.config import ModelConfig
-from unmask.evaluate import evaluate, wilson_interval
+from unmask.evaluate import EvalReport, evaluate, paired_comparison, wilson_interval
 from unmask.model import DiffusionTransformer
 from unmask.sampling import ParamError
 from unmask.tasks import draw, get_task, split_of
@@ -93,10 +93,28 @@ def test_wilson_interval() -> None:
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
 
 
+def test_paired_comparison_counts_disagreements_and_exact_mcnemar() -> None:
+    def report(solved: list[bool]) -> EvalReport:
+        return EvalReport(model="m", task="sudoku", n=len(solved), correct=sum(solved), solved=solved)
+
+    # 1 example only the first solves, 9 only the second, 3 both, 2 neither
+    first = report([True] + [False] * 9 + [True] * 3 + [False] * 2)
+    second = report([False] + [True] * 9 + [True] * 3 + [False] * 2)
+    paired = paired_comparison(first, second)
+    assert (paired.only_first, paired.only_second, paired.both, paired.neither) == (1, 9, 3, 2)
+    assert paired.p_value == pytest.approx(2 * (1 + 10) / 2**10)  # 2 * P(X <= 1), X ~ Bin(10, 1/2)
+    assert paired_comparison(second, first).p_value == paired.p_value
+    assert paired_comparison(report([True, False]), report([False, True])).p_value == 1.0
+    assert paired_comparison(report([True] * 4), report([True] * 4)).p_value == 1.0
+    assert paired_comparison(report([False] * 5), report([True] * 5)).p_value == pytest.approx(2 / 32)
+    with pytest.raises(ValueError, match="same examples"):
+        paired_comparison(report([True]), report([True, False]))
+
+
 def test_oracle_scores_100_percent_at_every_pd() -> None:
     task = get_task("planning")
     report = evaluate(Oracle(task), task, n=60, seed=3)
-    assert report.accuracy == 1.0
+    assert report.accuracy == 1.0 and report.solved == [True] * 60
     assert set(report.by_group) == {str(pd) for pd in range(6)}
     assert all(correct == total for correct, total in report.by_group.values())
     assert report.nfe == task.answer_length  # one token per forward by default

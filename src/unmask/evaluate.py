@@ -32,6 +32,7 @@ class EvalReport:
     tokens_per_forward: float = 0.0  # tokens committed per forward pass, per row (measured, not assumed)
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    solved: list[bool] = field(default_factory=list)  # per example, in order: for paired comparisons
 
     @property
     def accuracy(self) -> float:
@@ -67,6 +68,35 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     lo = 0.0 if successes == 0 else max(0.0, centre - half)
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return (lo, hi)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two decodings of the same examples: where they disagree, and whether that is more than chance."""
+
+    only_first: int  # examples only the first decoding solved
+    only_second: int
+    both: int
+    neither: int
+
+    @property
+    def p_value(self) -> float:
+        """Exact two-sided McNemar test: under "no difference" each disagreement is a fair coin."""
+        discordant = self.only_first + self.only_second
+        if discordant == 0:
+            return 1.0
+        tail = sum(math.comb(discordant, k) for k in range(min(self.only_first, self.only_second) + 1))
+        return min(1.0, 2 * tail / 2**discordant)
+
+
+def paired_comparison(first: EvalReport, second: EvalReport) -> PairedComparison:
+    """Compare two reports on the same examples in the same order (e.g. two unmasking orders)."""
+    if first.n != second.n or len(first.solved) != first.n or len(second.solved) != second.n:
+        raise ValueError(f"a paired comparison needs per-example results of the same examples; "
+                         f"got n={first.n} ({len(first.solved)} results) and n={second.n} ({len(second.solved)} results)")
+    pairs = list(zip(first.solved, second.solved))
+    return PairedComparison(only_first=sum(a and not b for a, b in pairs), only_second=sum(b and not a for a, b in pairs),
+                            both=sum(a and b for a, b in pairs), neither=sum(not a and not b for a, b in pairs))
 
 
 def check_model_fits_task(model: DiffusionTransformer, task: Task) -> None:
@@ -126,6 +156,7 @@ def evaluate(
         for example, row in zip(chunk, out.tokens.tolist()):
             ok = task.score(example, row)
             report.correct += ok
+            report.solved.append(ok)
             if task.group_of is not None:
                 key = str(task.group_of(example))
                 counts = report.by_group.setdefault(key, [0, 0])
