@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import unmask
+from unmask.cli_bench import task_of_model
 from unmask.evaluate import evaluate
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -33,8 +34,8 @@ def stated_mean(name: str) -> float:
 @pytest.mark.parametrize("name", ["planning-diffusion", "planning-ar", "sudoku-diffusion", "sudoku-ar"])
 def test_bundled_model_reaches_its_stated_accuracy(name: str) -> None:
     torch.set_num_threads(2)
-    task = name.split("-")[0]
-    n = SAMPLE[task]
+    task = task_of_model(MODELS / name)  # the task of its training_config.json
+    n = SAMPLE[task.split("-")[0]]
     report = evaluate(unmask.load(MODELS / name), task, n=n, seed=SEED)
     stated = stated_mean(name)
     tolerance = 3.3 * math.sqrt(max(stated * (1 - stated), 0.01) / n)
