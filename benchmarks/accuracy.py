@@ -34,6 +34,9 @@ EXTRA_TASKS = {
     "with the join at the goal the middle pair takes a two-hop lookup (`unmask.tasks.planning`). The planning "
     "models above, trained on `planning`, evaluated as they are "
     "(`unmask eval --model models/NAME --task planning-anyjoin --n N --seed S`).",
+    "sudoku-wide": "The issue's full range of 23–36 givens, about uniform (`unmask.tasks.sudoku`: the local removal "
+    "rule, then a whole-puzzle singles check where it stalls). The Sudoku models above, trained on `sudoku` "
+    "(29–36 givens), evaluated as they are (`unmask eval --model models/NAME --task sudoku-wide --n N --seed S`).",
 }
 ORDER_STEPS = (82, 21, 11)  # decoding steps for the 81 cells + EOS: 1, ~4 and ~8 tokens per forward
 SPARSE_STEPS = (82, 21)
@@ -96,7 +99,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=600, help="test examples per evaluation (default 600)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds (default 0 1 2)")
     parser.add_argument("--order-n", type=int, default=300, help="Sudoku puzzles per unmasking order and step count (default 300, seed 0; 0 = skip)")
-    parser.add_argument("--sparse-n", type=int, default=200, help="sudoku-sparse puzzles for the same order table (default 200, seed 0; 0 = skip)")
+    parser.add_argument("--sparse-n", type=int, default=1000, help="sudoku-sparse puzzles for the same order table (default 1000, seed 0; 0 = skip)")
     parser.add_argument("--models", nargs="+", default=None, help="model directories (default: every bundled model)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "benchmarks"))
     args = parser.parse_args()
@@ -108,7 +111,7 @@ def main() -> int:
              f"torch {torch.__version__}, {platform.machine()}, torch.set_num_threads({args.threads}). Each row: "
              f"`unmask eval --model models/NAME --task TASK --n {args.n} --seed S` on fresh test-split examples "
              "(never trained on), decoded with the model's `generation_config.json`. Interval: 95% Wilson.\n"]
-    for task, trained_on in (("planning", "planning"), ("planning-anyjoin", "planning"), ("sudoku", "sudoku")):
+    for task, trained_on in (("planning", "planning"), ("planning-anyjoin", "planning"), ("sudoku", "sudoku"), ("sudoku-wide", "sudoku")):
         task_dirs = sorted((d for d in dirs if task_of_model(d) == trained_on), key=lambda d: (d.name.endswith("-ar"), d.name))
         if not task_dirs:
             continue

@@ -233,14 +233,14 @@ def test_thorough_pass_decides_like_a_full_solve(monkeypatch: pytest.MonkeyPatch
     assert sum(e.givens < 29 for e in fast) >= 10  # the pass did real work on this sample
 
 
-def test_task_sudoku_spans_23_to_36_givens() -> None:
+def test_task_sudoku_wide_spans_23_to_36_givens() -> None:
     from unmask.tasks import draw
 
-    examples = draw("sudoku", "test", 80, seed=0)
+    examples = draw("sudoku-wide", "test", 80, seed=0)
     givens = [e.givens for e in examples]
     assert 23 <= min(givens) <= 25 and 34 <= max(givens) <= 36 and len(set(givens)) >= 12
     for example in examples[:20]:
         assert solve_singles(example.puzzle) == list(example.solution)
         assert count_solutions(example.puzzle) == 1
-    # the local rule alone (task sudoku-local) never gets below the high twenties
-    assert min(e.givens for e in draw("sudoku-local", "test", 80, seed=0)) >= 27
+    # the local rule alone (task sudoku) never gets below the high twenties
+    assert min(e.givens for e in draw("sudoku", "test", 80, seed=0)) >= 27

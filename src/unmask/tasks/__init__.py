@@ -120,12 +120,11 @@ TASKS: dict[str, Callable[[], Task]] = {
     "planning": _planning,
     # the harder variant whose in-branch may join any path node (see unmask.tasks.planning)
     "planning-anyjoin": lambda: _planning("planning-anyjoin", join="anywhere"),
-    # 23-36 givens, about uniform: the local removal rule, then the whole-puzzle singles check below
-    # where it stalls (about 1.3 ms per puzzle, see unmask.tasks.sudoku.make_example)
-    "sudoku": lambda: _sudoku("sudoku", 23, 36, thorough=True),
-    # the local rule alone: 29-36 givens (mean 33.6), 0.13 ms per puzzle. The Sudoku task of the
-    # bundled models before the whole-puzzle check became the default.
-    "sudoku-local": lambda: _sudoku("sudoku-local", 23, 36, thorough=False),
+    # the local removal rule alone: 29-36 givens (mean 33.6), 0.13 ms per puzzle
+    "sudoku": _sudoku,
+    # the full 23-36 range, about uniform: the local rule, then the whole-puzzle singles check where
+    # it stalls (about 1.3 ms per puzzle, see unmask.tasks.sudoku.make_example)
+    "sudoku-wide": lambda: _sudoku("sudoku-wide", 23, 36, thorough=True),
     # the hardest end only (23-30 givens): most grids stall above 30 and are redrawn, about 3 ms per puzzle
     "sudoku-sparse": lambda: _sudoku("sudoku-sparse", 23, 30, thorough=True),
 }
