@@ -137,8 +137,9 @@ def main() -> int:
     if sudoku is not None and args.sparse_n > 0:
         sudoku_ar = next((d for d in dirs if d.name == "sudoku-ar"), None)
         lines += order_table(load_model(sudoku), "sudoku-sparse", args.sparse_n, SPARSE_STEPS, results,
-                             "The hardest end of the range: the task `sudoku-sparse` (23–30 givens, still "
-                             "singles-only and unique).", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
+                             "Harder puzzles than the model was trained on: the task `sudoku-sparse`, the hardest end "
+                             "of `sudoku-wide` (23–30 givens, still singles-only and unique). More puzzles here, so that "
+                             "the paired comparison can separate orders that differ by a few points.", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")
