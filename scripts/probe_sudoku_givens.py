@@ -1,0 +1,48 @@
+"""Sudoku accuracy by number of givens, for each unmasking order asked for.
+
+    .venv/bin/python scripts/probe_sudoku_givens.py MODEL_DIR [--task sudoku-wide] [--n 600] [--orders margin low_confidence]
+
+Draws ``--n`` test puzzles of ``--task`` (evaluation seed 0), decodes them with each order and
+prints the accuracy overall and per band of three givens counts (23-25, 26-28, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+
+import torch
+
+from unmask.checkpoint import load_model
+from unmask.evaluate import evaluate
+from unmask.tasks import draw
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="model directory")
+    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
+    parser.add_argument("--n", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    parser.add_argument("--orders", nargs="+", default=["margin"], help="--remasking values to compare")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    examples = draw(args.task, "test", args.n, seed=args.seed)
+    print(f"{args.model} on {args.task}: {args.n} test puzzles, seed {args.seed}, torch.set_num_threads({args.threads})")
+    for order in args.orders:
+        report = evaluate(model, args.task, examples, seed=args.seed, remasking=order)
+        bands: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
+        for example, solved in zip(examples, report.solved):
+            band = bands[23 + (example.givens - 23) // 3 * 3]
+            band[0] += solved
+            band[1] += 1
+        by_band = ", ".join(f"{low}-{low + 2}: {ok}/{total}" for low, (ok, total) in sorted(bands.items()))
+        print(f"{order}: {report.accuracy:.1%} ({by_band}), {report.seconds:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
