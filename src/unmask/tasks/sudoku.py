@@ -350,22 +350,18 @@ def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2) -> int:
     """
     _check_grid(puzzle)
     grid = list(puzzle)
-    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
-    for i, v in enumerate(grid):
-        if v:
-            bit = 1 << (v - 1)
-            if (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit:
-                return 0
-            rows[ROW[i]] |= bit
-            cols[COL[i]] |= bit
-            boxes[BOX[i]] |= bit
+    present = _unit_digits(grid)
+    if present is None:
+        return 0  # a given repeats in a unit
+    cell_units = _CELL_UNITS
     blanks = [i for i in range(CELLS) if not grid[i]]
 
     def search(found: int) -> int:
         best, best_candidates, best_count = -1, 0, 10
         for i in blanks:
             if not grid[i]:
-                candidates = FULL & ~(rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]])
+                a, b, c = cell_units[i]
+                candidates = FULL & ~(present[a] | present[b] | present[c])
                 n = candidates.bit_count()
                 if n < best_count:
                     best, best_candidates, best_count = i, candidates, n
@@ -373,18 +369,18 @@ def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2) -> int:
                         break
         if best < 0:
             return found + 1  # no blank left: a solution
-        r, c, b = ROW[best], COL[best], BOX[best]
+        a, b, c = cell_units[best]
         while best_candidates and found < limit:
             bit = best_candidates & -best_candidates
             best_candidates ^= bit
             grid[best] = bit.bit_length()
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
+            present[a] |= bit
+            present[b] |= bit
+            present[c] |= bit
             found = search(found)
-            rows[r] ^= bit
-            cols[c] ^= bit
-            boxes[b] ^= bit
+            present[a] ^= bit
+            present[b] ^= bit
+            present[c] ^= bit
         grid[best] = 0
         return found
 
