@@ -175,8 +175,33 @@ def test_group_weights_set_the_share_of_each_planning_distance() -> None:
     assert data.tokens.shape[0] == 60
 
 
+def test_group_weights_set_the_share_of_each_sudoku_givens_count() -> None:
+    import random
+
+    from unmask.tasks import split_of
+    from unmask.tasks.sudoku import make_example
+
+    # without weights the thorough tasks keep the stream they had before they had groups: a
+    # uniform random target per puzzle, drawn from the examples' own generator
+    task = get_task("sudoku-wide")
+    rng, expected = random.Random("sudoku-wide/train/3"), []
+    while len(expected) < 8:
+        example = make_example(rng, 23, 36, thorough=True)
+        if split_of(example.answer(task.vocab)) == "train":
+            expected.append(example)
+    assert draw("sudoku-wide", "train", 8, 3) == expected
+    # the group is the target count, min_givens + index: all weight on the last gives 36 givens
+    assert {e.givens for e in draw("sudoku-wide", "train", 20, 0, group_weights=[0] * 13 + [1])} == {36}
+    sparse = draw("sudoku-wide", "train", 40, 0, group_weights=[1] + [0] * 13)
+    assert max(e.givens for e in sparse) <= 28  # removal may stall a little above the target (24: often)
+    assert sum(e.givens == 23 for e in sparse) >= 10
+    assert (task.group_name, task.first_group, task.num_groups) == ("givens", 23, 14)
+    assert task.group_of(sparse[0]) == sparse[0].givens
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["data.group_weights=[1, 2]"], "has 6 groups"),
+    (["data.source=sudoku-wide", "data.group_weights=[1, 2]"], r"has 14 groups \(givens 23\.\.36\)"),
     (["data.group_weights=[1, 1, 1, 1, 1, -1]"], ">= 0"),
     (["data.group_weights=[0, 0, 0, 0, 0, 0]"], "positive sum"),
     (["data.source=sudoku", "data.group_weights=[1]"], "no groups"),

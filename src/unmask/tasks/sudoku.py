@@ -116,6 +116,7 @@ def make_example(
     max_givens: int = 36,
     vocab: SudokuVocab = SudokuVocab(),
     thorough: bool = False,
+    target: int | None = None,
 ) -> SudokuExample:
     """One puzzle with between ``min_givens`` and ``max_givens`` givens, drawn from ``rng``.
 
@@ -126,8 +127,8 @@ def make_example(
     are sound deductions, has a unique solution. The check is local (a few bitmask tests) rather
     than a full solve per removal, which is what makes large datasets cheap.
 
-    The givens count is a target drawn uniformly from the range, or the point where removal
-    stalls if that is higher (still within the range; a grid that stalls above it is redrawn).
+    The givens count is ``target`` (drawn uniformly from the range when None), or the point where
+    removal stalls if that is higher (still within the range; a grid that stalls above it is redrawn).
     The local rule stalls at about 28..38 givens (mode 33), so targets below ~30 are seldom met.
 
     ``thorough=True`` goes on where the local rule stalls: it tries the remaining givens in random
@@ -143,7 +144,10 @@ def make_example(
             f"need {MIN_GIVENS} <= min_givens <= max_givens <= {CELLS}, "
             f"got min_givens={min_givens}, max_givens={max_givens}"
         )
-    target = rng.randint(min_givens, max_givens)
+    if target is None:
+        target = rng.randint(min_givens, max_givens)
+    elif not min_givens <= target <= max_givens:
+        raise ValueError(f"target givens must lie in {min_givens}..{max_givens}, got {target}")
     unit_others, row_of, col_of, box_of = _UNIT_OTHERS, ROW, COL, BOX
     while True:
         solution = _random_grid(rng)
