@@ -189,3 +189,15 @@ def test_eval_cli_json(tmp_path: Path) -> None:
     refused = subprocess.run([sys.executable, "-m", "unmask.cli", "eval", "--model", str(model), "--task", "sudoku", "--n", "2"],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "vocab_size" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_sudoku_wide_is_reported_by_givens_count(tmp_path: Path) -> None:
+    model = unmask.load(tiny_task_model(tmp_path, "sudoku-wide", "diffusion"))
+    examples = draw("sudoku-wide", "test", 6, 0)
+    report = evaluate(model, "sudoku-wide", examples, steps=9)
+    counts: dict[str, int] = {}
+    for example in examples:
+        counts[str(example.givens)] = counts.get(str(example.givens), 0) + 1
+    assert {group: total for group, (_, total) in report.by_group.items()} == counts
+    assert set(report.to_json()["by_givens"]) == set(counts)
+    assert evaluate(model, "sudoku", draw("sudoku", "test", 2, 0), steps=9).to_json().keys().isdisjoint({"by_givens", "by_pd"})
