@@ -3,7 +3,8 @@
     .venv/bin/python scripts/probe_sudoku_givens.py MODEL_DIR [--task sudoku-wide] [--n 600] [--orders margin low_confidence]
 
 Draws ``--n`` test puzzles of ``--task`` (evaluation seed 0), decodes them with each order and
-prints the accuracy overall and per band of three givens counts (23-25, 26-28, ...).
+prints the accuracy overall and per band of three givens counts (23-25, 26-28, ...). Each order after
+the first is also compared with the first puzzle by puzzle (exact McNemar test).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import torch
 
 from unmask.checkpoint import load_model
-from unmask.evaluate import evaluate
+from unmask.evaluate import evaluate, paired_comparison
 from unmask.tasks import draw
 
 
@@ -32,6 +33,7 @@ def main() -> int:
     model = load_model(args.model)
     examples = draw(args.task, "test", args.n, seed=args.seed)
     print(f"{args.model} on {args.task}: {args.n} test puzzles, seed {args.seed}, torch.set_num_threads({args.threads})")
+    first = None
     for order in args.orders:
         report = evaluate(model, args.task, examples, seed=args.seed, remasking=order)
         bands: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
@@ -41,6 +43,12 @@ def main() -> int:
             band[1] += 1
         by_band = ", ".join(f"{low}-{low + 2}: {ok}/{total}" for low, (ok, total) in sorted(bands.items()))
         print(f"{order}: {report.accuracy:.1%} ({by_band}), {report.seconds:.0f} s", flush=True)
+        if first is None:
+            first = (order, report)
+        else:
+            paired = paired_comparison(first[1], report)
+            print(f"  vs {first[0]}: only {first[0]} {paired.only_first}, only {order} {paired.only_second}, "
+                  f"p = {paired.p_value:.2g}", flush=True)
     return 0
 
 
