@@ -41,7 +41,7 @@ def main() -> int:
             band = bands[23 + (example.givens - 23) // 3 * 3]
             band[0] += solved
             band[1] += 1
-        by_band = ", ".join(f"{low}-{low + 2}: {ok}/{total}" for low, (ok, total) in sorted(bands.items()))
+        by_band = ", ".join(f"{low}-{min(low + 2, 36)}: {ok}/{total}" for low, (ok, total) in sorted(bands.items()))
         print(f"{order}: {report.accuracy:.1%} ({by_band}), {report.seconds:.0f} s", flush=True)
         if first is None:
             first = (order, report)
