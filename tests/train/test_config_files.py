@@ -1,0 +1,36 @@
+"""Every shipped training config loads, and each diffusion/AR pair differs only where it must."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from unmask.train import load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.toml"))
+PAIRS = [(path, path.with_name(path.name.replace("diffusion", "ar"))) for path in CONFIGS if "diffusion" in path.name]
+PAIRS = [(diffusion, ar) for diffusion, ar in PAIRS if ar.exists()]
+
+
+def test_the_configs_and_pairs_are_found() -> None:
+    assert len(CONFIGS) >= 10
+    names = {diffusion.name for diffusion, _ in PAIRS}
+    assert {"planning-diffusion.toml", "sudoku-diffusion.toml", "sudoku-wide-weighted-diffusion.toml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads(path: Path) -> None:
+    config = load_config(str(path), [])
+    assert config.run.out_dir.startswith("runs/")
+
+
+@pytest.mark.parametrize(("diffusion", "ar"), PAIRS, ids=lambda p: p.name)
+def test_pair_has_equal_network_data_and_optimisation(diffusion: Path, ar: Path) -> None:
+    """The comparison is apples to apples: only the objective and the output directory differ."""
+    first, second = asdict(load_config(str(diffusion), [])), asdict(load_config(str(ar), []))
+    assert (first["objective"]["kind"], second["objective"]["kind"]) == ("diffusion", "ar")
+    differing = {f"{section}.{field}" for section in first for field in first[section]
+                 if first[section][field] != second[section][field]}
+    assert {name for name in differing if not name.startswith("objective.")} == {"run.out_dir"}
