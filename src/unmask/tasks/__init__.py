@@ -153,7 +153,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     # the full 23-36 range, about uniform: the local rule, then the whole-puzzle singles check where
     # it stalls (about 1.3 ms per puzzle, see unmask.tasks.sudoku.make_example)
     "sudoku-wide": lambda: _sudoku("sudoku-wide", 23, 36, thorough=True),
-    # the hardest end only (23-30 givens): most grids stall above 30 and are redrawn, about 3 ms per puzzle
+    # the hardest end only (23-30 givens): about 2 ms per puzzle, the lower targets taking more tries
     "sudoku-sparse": lambda: _sudoku("sudoku-sparse", 23, 30, thorough=True),
 }
 

@@ -135,8 +135,8 @@ def make_example(
     order and removes one whenever the whole puzzle stays solvable by singles alone (a singles
     solve per try, stopped as soon as the removed cell is refilled). That reaches the low twenties:
     for 23..36 the givens come out about uniform, at about 1.3 ms per puzzle (measured, one core)
-    instead of 0.13 ms, so 100k puzzles take about two minutes. For 23..30 most grids stall above
-    the range and are redrawn (about 45 ms per puzzle). ``vocab`` is accepted for symmetry with the
+    instead of 0.13 ms, so 100k puzzles take about two minutes. For 23..30 it is about 2 ms per
+    puzzle: the lower targets take more tries, and grids are seldom redrawn. ``vocab`` is accepted for symmetry with the
     other tasks; the ids are fixed.
     """
     if not MIN_GIVENS <= min_givens <= max_givens <= CELLS:
