@@ -29,7 +29,7 @@ class Task:
     group_of: Callable[[Any], int] | None
     prompt_length: int
     answer_length: int
-    num_groups: int = 0  # groups 0..num_groups-1; make_example's index % num_groups picks one
+    num_groups: int = 0  # groups 0..num_groups-1 (planning: make_example's index % num_groups picks one)
     first_group: int = 0  # group g is reported as first_group + g (Sudoku: a givens count)
     # without group weights, draw cycles through the groups; False: it passes None and the task
     # draws the group itself (Sudoku: keeps the data stream it had before it had groups)
@@ -114,9 +114,9 @@ def _planning(name: str = "planning", join: str = "branch") -> Task:
 def _sudoku(name: str = "sudoku", min_givens: int = 23, max_givens: int = 36, thorough: bool = False) -> Task:
     """A Sudoku task; the thorough ones are grouped by givens count.
 
-    Their group is the target givens count: min_givens + group under ``group_weights``, which so
-    set the share of each count, and uniform at random without them (the data stream these tasks
-    had before they had groups). It is reported by the puzzle's actual count, which equals the
+    Their group is the target givens count, min_givens + group. With ``group_weights`` those
+    weights set the share of each count; without them the target is drawn uniformly at random (the
+    data stream these tasks had before they had groups). The group is reported by the puzzle's actual count, which equals the
     target for about 94% of the puzzles and is a little higher for the rest (where removal stalled).
     The local-rule task ``sudoku`` stays ungrouped: its targets below ~30 are seldom met.
     """
