@@ -61,8 +61,9 @@ class DataSection:
     path: str = ""
     tokenizer: str = ""
     seq_len: int = 256
-    # task data only: the share of each task group in the training data (planning: PD 0..5), e.g.
-    # [1, 1, 1, 2, 2, 3] for more long planning distances; empty = equal shares. Evaluation is unchanged.
+    # task data only: the share of each task group in the training data (planning: PD 0..5;
+    # sudoku-wide: target givens 23..36), e.g. [1, 1, 1, 2, 2, 3] for more long planning distances;
+    # empty = the task's default (equal shares, or uniform targets). Evaluation is unchanged.
     group_weights: tuple[float, ...] = ()
 
 
