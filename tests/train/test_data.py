@@ -215,3 +215,12 @@ def test_bad_group_weights_name_the_field(overrides: list[str], message: str) ->
 def test_group_weights_refused_for_jsonl() -> None:
     with pytest.raises(TrainConfigError, match="data.group_weights"):
         load_config(None, ["data.source=jsonl", "data.path=x.jsonl", "data.tokenizer=t", "data.group_weights=[1]"])
+
+
+def test_sudoku_target_outside_the_range_is_refused() -> None:
+    import random
+
+    from unmask.tasks.sudoku import make_example
+
+    with pytest.raises(ValueError, match=r"target givens must lie in 23\.\.36, got 40"):
+        make_example(random.Random(0), 23, 36, thorough=True, target=40)
