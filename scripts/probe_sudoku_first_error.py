@@ -1,0 +1,73 @@
+"""When a Sudoku diffusion model first goes wrong: the share of the blanks it had filled by then.
+
+    .venv/bin/python scripts/probe_sudoku_first_error.py MODEL_DIR [--task sudoku-wide] [--n 300] [--max-givens 27]
+
+Decodes ``--n`` test puzzles of ``--task`` (evaluation seed ``--seed``) that have at most
+``--max-givens`` givens with the model's own decoder (top margin, one cell per forward unless
+``--remasking`` says otherwise), watches every commit, and for each failed puzzle finds the first
+wrong digit. It prints how many of the puzzle's blanks were already filled at that point, in
+tenths: errors piled up in the first tenths mean the model is weakest where almost every blank is
+still masked, the states a training run with a small ``objective.t_max`` never sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+
+import torch
+
+import unmask
+from unmask.evaluate import check_model_fits_task, decode_params
+from unmask.tasks import draw, get_task
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="model directory")
+    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
+    parser.add_argument("--n", type=int, default=300, help="test puzzles drawn before the givens filter")
+    parser.add_argument("--max-givens", type=int, default=27, help="keep puzzles with at most this many givens")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    parser.add_argument("--remasking", default="margin")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    task = get_task(args.task)
+    model = unmask.load(args.model)
+    if model.config.attention == "causal":
+        parser.error("an AR model fills the cells in reading order; this probe is for diffusion models")
+    check_model_fits_task(model, task)
+    examples = [e for e in draw(task, "test", args.n, seed=args.seed) if e.givens <= args.max_givens]
+    if not examples:
+        parser.error(f"none of the {args.n} puzzles has at most {args.max_givens} givens")
+    prompts = torch.tensor([task.prompt(e) for e in examples], dtype=torch.long)
+    solutions = torch.tensor([e.answer(task.vocab) for e in examples], dtype=torch.long)
+    blank = torch.tensor([[cell == 0 for cell in e.puzzle] + [False] for e in examples])
+    start = task.prompt_length
+    blanks_filled = torch.zeros(len(examples), dtype=torch.long)
+    first_error: list[float | None] = [None] * len(examples)
+
+    def on_step(step: int, tokens: torch.Tensor, committed: torch.Tensor) -> None:
+        new = committed[:, start:]
+        wrong = new & (tokens[:, start:] != solutions)
+        for row in wrong.any(1).nonzero().flatten().tolist():
+            if first_error[row] is None:
+                first_error[row] = blanks_filled[row].item() / blank[row].sum().item()
+        blanks_filled.add_((new & blank).sum(1))
+
+    params = decode_params(model, task, {"remasking": args.remasking})
+    unmask.generate(model, prompts, seed=args.seed, on_step=on_step, **params)
+    failures = [f for f in first_error if f is not None]
+    print(f"{args.model} on {args.task}, seed {args.seed}, remasking={args.remasking}, torch.set_num_threads({args.threads}): "
+          f"{len(examples)} test puzzles with <= {args.max_givens} givens, {len(examples) - len(failures)} solved")
+    tenths = collections.Counter(min(int(f * 10), 9) for f in failures)
+    print("first wrong digit, by the share of the blanks already filled:")
+    for tenth in range(10):
+        print(f"  {tenth * 10:3d}-{tenth * 10 + 10:3d}%: {tenths[tenth]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
