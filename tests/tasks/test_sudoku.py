@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from unmask.tasks.sudoku import (
     CELLS,
     UNITS,
+    SudokuExample,
     SudokuVocab,
     count_solutions,
     is_valid_solution,
@@ -208,10 +209,15 @@ def test_solve_singles_matches_a_plain_reference(seed: int, extra: int, clash: b
     assert solve_singles(puzzle) == _plain_singles(puzzle)
 
 
-def test_thorough_pass_decides_like_a_full_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_thorough_pass_decides_like_a_full_solve(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
     # the thorough pass stops its solve once the removed cell is refilled; a full solve per removal
-    # must keep and drop exactly the same cells
+    # must keep and drop exactly the same cells, in the pure-Python pass and the compiled one
     import unmask.tasks.sudoku as sudoku
+
+    if compiled:
+        pytest.importorskip("numba")
+    monkeypatch.setattr(sudoku, "_COMPILED", compiled)
 
     def full_solve_pass(puzzle: list[int], givens: int, target: int, rng: random.Random) -> int:
         cells = [i for i in range(CELLS) if puzzle[i]]
@@ -244,3 +250,32 @@ def test_task_sudoku_wide_spans_23_to_36_givens() -> None:
         assert count_solutions(example.puzzle) == 1
     # the local rule alone (task sudoku) never gets below the high twenties
     assert min(e.givens for e in draw("sudoku", "test", 80, seed=0)) >= 27
+
+
+def test_compiled_thorough_pass_makes_the_same_puzzles_as_the_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the compiled pass must not change a single training puzzle: same stream, same cells blanked,
+    # over the whole range of targets (the low ones take the most tries)
+    pytest.importorskip("numba")
+    import unmask.tasks.sudoku as sudoku
+
+    def stream(compiled: bool) -> list[SudokuExample]:
+        monkeypatch.setattr(sudoku, "_COMPILED", compiled)
+        rng = random.Random(11)
+        return [make_example(rng, 23, 36, thorough=True, target=23 + i % 14) for i in range(1400)]
+
+    python, compiled = stream(False), stream(True)
+    assert python == compiled
+    assert sum(e.givens <= 24 for e in compiled) >= 150  # many reached the sparse end
+
+
+def test_compiled_pass_leaves_the_inputs_it_does_not_own() -> None:
+    pytest.importorskip("numba")
+    from unmask.tasks import sudoku_compiled
+
+    solution = make_example(random.Random(3), 81, 81).solution
+    puzzle, present = list(solution), [511] * 27
+    cells = list(range(CELLS))
+    givens = sudoku_compiled.remove_while_singles_solvable(puzzle, present, cells, CELLS, 60)
+    assert givens == 60 and puzzle.count(0) == 21  # blanked in place, down to the target
+    assert present == [511] * 27 and cells == list(range(CELLS))
+    assert solve_singles(puzzle) == list(solution)

@@ -148,12 +148,12 @@ TASKS: dict[str, Callable[[], Task]] = {
     "planning": _planning,
     # the harder variant whose in-branch may join any path node (see unmask.tasks.planning)
     "planning-anyjoin": lambda: _planning("planning-anyjoin", join="anywhere"),
-    # the local removal rule alone: 29-36 givens (mean 33.6), 0.13 ms per puzzle
+    # the local removal rule alone: 29-36 givens (mean 33.6), 0.12 ms per puzzle
     "sudoku": _sudoku,
     # the full 23-36 range, about uniform: the local rule, then the whole-puzzle singles check where
-    # it stalls (about 1.3 ms per puzzle, see unmask.tasks.sudoku.make_example)
+    # it stalls (0.18 ms per puzzle with numba, 1.2 ms without; see unmask.tasks.sudoku.make_example)
     "sudoku-wide": lambda: _sudoku("sudoku-wide", 23, 36, thorough=True),
-    # the hardest end only (23-30 givens): about 2 ms per puzzle, the lower targets taking more tries
+    # the hardest end only (23-30 givens): 0.22 ms per puzzle with numba, the lower targets taking more tries
     "sudoku-sparse": lambda: _sudoku("sudoku-sparse", 23, 30, thorough=True),
 }
 
