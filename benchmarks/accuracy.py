@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from unmask.checkpoint import load_model  # noqa: E402
-from unmask.cli_bench import task_of_model  # noqa: E402
+from unmask.evaluate import task_of_model  # noqa: E402
 from unmask.evaluate import EvalReport, evaluate, paired_comparison  # noqa: E402
 from unmask.tasks import draw  # noqa: E402
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from unmask.bench.decode import BenchRow, run_bench  # noqa: E402
 from unmask.bench.report import markdown_table, plot  # noqa: E402
-from unmask.cli_bench import select_configs, task_of_model  # noqa: E402
+from unmask.cli_bench import select_configs  # noqa: E402
+from unmask.evaluate import task_of_model  # noqa: E402
 
 
 def targets_table(rows: list[BenchRow]) -> str:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import unmask
-from unmask.cli_bench import task_of_model
+from unmask.evaluate import task_of_model
 from unmask.evaluate import evaluate
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -178,6 +178,23 @@ def test_demo_runs_on_bundled_layout(tmp_path: Path) -> None:
     assert "planning (PD 3)" in text
 
 
+def test_demo_uses_the_task_the_bundled_model_was_trained_on(tmp_path: Path) -> None:
+    # a full-range Sudoku model bundled as models/sudoku-diffusion: its training_config.json names
+    # sudoku-wide, and the demo must draw (and animate) sudoku-wide puzzles, not the 29-36 task
+    from unmask.demo import bundled_task, compare
+
+    for kind in ("diffusion", "ar"):
+        directory = tiny_task_model(tmp_path, "sudoku", kind)
+        (directory / "training_config.json").write_text(json.dumps({"data": {"source": "sudoku-wide"}}))
+    assert bundled_task(tmp_path, "sudoku").name == "sudoku-wide"
+    assert bundled_task(tmp_path, "planning").name == "planning"  # nothing bundled: the family's task
+    out = io.StringIO()
+    reports = compare(tmp_path, "sudoku", 3, 0, out)
+    assert {report.task for report in reports.values()} == {"sudoku-wide"}
+    assert out.getvalue().startswith("sudoku-wide: 3 held-out examples")
+    assert "GIVENS" not in out.getvalue()  # 14 givens columns would be noise at demo sample sizes
+
+
 def test_eval_cli_json(tmp_path: Path) -> None:
     model = tiny_task_model(tmp_path, "planning", "ar")
     done = subprocess.run([sys.executable, "-m", "unmask.cli", "eval", "--model", str(model), "--task", "planning",

@@ -4,7 +4,6 @@ with accuracy, NFE, tokens per forward, tokens/s and speed-ups, side by side in 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +50,6 @@ def add_bench_parser(commands: Any) -> None:
     bench.set_defaults(handler=_cmd_bench)
 
 
-def task_of_model(directory: Path) -> str:
-    """The task a bundled/trained model was made for: training_config.json, else the name."""
-    from unmask.sampling.params import ParamError
-    from unmask.tasks import TASKS
-
-    config = directory / "training_config.json"
-    if config.is_file():
-        source = json.loads(config.read_text()).get("data", {}).get("source")
-        if source in TASKS:
-            return str(source)
-    for name in sorted(TASKS, key=len, reverse=True):  # "planning-anyjoin" before "planning"
-        if name in directory.name:
-            return name
-    raise ParamError(f"cannot tell which task {directory} was trained on (no training_config.json data.source, "
-                     f"no task name in the directory name); use --model DIR --prompt-file FILE for speed only")
-
-
 def select_configs(labels: list[str] | None) -> Any:
     """The default grid, or the reference plus the configurations named by ``labels``."""
     from unmask.bench.decode import default_configs
@@ -90,6 +72,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from unmask.bench.prompts import run_prompt_bench
     from unmask.bench.report import markdown_table, plot
     from unmask.demo import default_models_dir
+    from unmask.evaluate import task_of_model
     from unmask.sampling.params import ParamError
 
     if (args.n is not None and args.n <= 0) or min(args.batch_sizes) <= 0 or args.threads <= 0:

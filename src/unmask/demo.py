@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import torch
 
-from unmask.evaluate import EvalReport, evaluate
+from unmask.evaluate import EvalReport, evaluate, task_of_model
 from unmask.tasks import Task, draw, get_task
 
 DEFAULT_N = {"planning": 240, "sudoku": 16}  # Sudoku one token per forward is 82 full forwards
@@ -32,42 +32,55 @@ def default_models_dir() -> Path:
     return Path.cwd() / "models"
 
 
+_MAX_GROUP_COLUMNS = 6
 _PREFIX = 34  # width of "  name  accuracy [lo - hi]" before the per-group columns
 
 
-def _row(name: str, report: EvalReport) -> str:
+def _row(name: str, report: EvalReport, by_group: bool) -> str:
     lo, hi = report.ci95
     prefix = f"  {name:<10} {report.accuracy:>6.1%} [{lo:>4.0%}-{hi:>4.0%}]".ljust(_PREFIX)
     groups = ""
-    if report.group_name:
+    if by_group:
         groups = " ".join(f"{c / t:>4.0%}" for _, (c, t) in sorted(report.by_group.items(), key=lambda kv: int(kv[0]))) + "  "
     return f"{prefix}{groups}nfe {report.nfe:>4.1f}  tok/fwd {report.tokens_per_forward:4.2f}  {report.seconds:5.1f} s"
 
 
-def compare(models: Path, task_name: str, n: int, seed: int, out: TextIO) -> dict[str, EvalReport]:
+def bundled_task(models: Path, family: str) -> Task:
+    """The task the bundled ``<family>-diffusion`` model was trained on (its training_config.json
+    names it, e.g. ``sudoku-wide`` for a full-range Sudoku model), else the task ``family``."""
+    directory = models / f"{family}-diffusion"
+    return get_task(task_of_model(directory) if (directory / "config.json").exists() else family)
+
+
+def compare(models: Path, family: str, n: int, seed: int, out: TextIO) -> dict[str, EvalReport]:
+    """Diffusion and AR models ``models/<family>-{diffusion,ar}`` side by side, on ``n`` test
+    examples of the diffusion model's own task."""
     import unmask
 
-    task = get_task(task_name)
+    task = bundled_task(models, family)
     examples = draw(task, "test", n, seed)
     reports = {}
     header = f"{task.name}: {n} held-out examples (test split, seed {seed})"
-    if task.group_name:
+    # a column per group where they are few (planning distance 0-5), not the 14 givens counts of a
+    # full-range Sudoku task, a handful of puzzles each at the demo's sample size
+    by_group = bool(task.group_name) and task.num_groups <= _MAX_GROUP_COLUMNS
+    if by_group:
         groups = sorted({str(task.group_of(e)) for e in examples}, key=int)
-        header += "\n" + " " * _PREFIX + " ".join(f"{task.group_name.upper() + g:>4}" for g in groups)
+        header += "\n" + " " * _PREFIX + " ".join(f"{(task.group_name or '').upper() + g:>4}" for g in groups)
     print(header, file=out)
     for kind in ("diffusion", "ar"):
-        directory = models / f"{task.name}-{kind}"
+        directory = models / f"{family}-{kind}"
         if not (directory / "config.json").exists():
             print(f"  {kind:<10} (no bundled model at {directory})", file=out)
             continue
         model = unmask.load(directory)
         reports[kind] = evaluate(model, task, examples, seed=seed, model_name=str(directory))
-        print(_row(kind, reports[kind]), file=out)
-        if kind == "diffusion" and task.name in FAST_DECODING:
-            fast = FAST_DECODING[task.name]
+        print(_row(kind, reports[kind], by_group), file=out)
+        if kind == "diffusion" and family in FAST_DECODING:
+            fast = FAST_DECODING[family]
             reports["fast"] = evaluate(model, task, examples, seed=seed, model_name=str(directory), **fast)
             label = "thr " + str(fast["threshold"])
-            print(_row(label, reports["fast"]), file=out)
+            print(_row(label, reports["fast"], by_group), file=out)
     return reports
 
 
@@ -103,7 +116,7 @@ def animate_sudoku(models: Path, seed: int, out: TextIO, delay: float) -> None:
     directory = models / "sudoku-diffusion"
     if not (directory / "config.json").exists():
         return
-    task = get_task("sudoku")
+    task = bundled_task(models, "sudoku")
     example = draw(task, "test", 1, seed + 1)[0]
     model = unmask.load(directory)
     filled_at = [-1] * 81
@@ -147,7 +160,7 @@ def animate_planning(models: Path, seed: int, out: TextIO) -> None:
     directory = models / "planning-diffusion"
     if not (directory / "config.json").exists():
         return
-    task = get_task("planning")
+    task = bundled_task(models, "planning")
     example = next(e for e in draw(task, "test", 30, seed + 1) if e.pd == 3)
     model = unmask.load(directory)
     order: list[tuple[int, int]] = []
@@ -180,4 +193,4 @@ def run_demo(models: Path | None = None, n_planning: int | None = None, n_sudoku
     return results
 
 
-__all__ = ["Task", "compare", "default_models_dir", "run_demo"]
+__all__ = ["Task", "bundled_task", "compare", "default_models_dir", "run_demo"]

@@ -7,16 +7,18 @@ models, ``max_new_tokens`` for AR ones) and any keyword overrides them.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from unmask.model import DiffusionTransformer
 from unmask.sampling.params import ParamError
-from unmask.tasks import Task, draw, get_task
+from unmask.tasks import TASKS, Task, draw, get_task
 
 
 @dataclass
@@ -167,3 +169,17 @@ def evaluate(
     report.tokens_per_forward = committed / row_forwards if row_forwards else 0.0
     report.nfe = row_forwards / len(examples) if examples else 0.0
     return report
+
+
+def task_of_model(directory: Path) -> str:
+    """The task a bundled/trained model was made for: training_config.json, else the name."""
+    config = directory / "training_config.json"
+    if config.is_file():
+        source = json.loads(config.read_text()).get("data", {}).get("source")
+        if source in TASKS:
+            return str(source)
+    for name in sorted(TASKS, key=len, reverse=True):  # "planning-anyjoin" before "planning"
+        if name in directory.name:
+            return name
+    raise ParamError(f"cannot tell which task {directory} was trained on (no training_config.json data.source, "
+                     f"no task name in the directory name); use --model DIR --prompt-file FILE for speed only")

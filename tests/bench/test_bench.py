@@ -10,7 +10,7 @@ import pytest
 from unmask.bench.decode import BenchConfig, default_configs, run_bench
 from unmask.bench.report import markdown_table, plot
 from unmask.cli import main
-from unmask.cli_bench import task_of_model
+from unmask.evaluate import task_of_model
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 FIELDS = {"model", "task", "policy", "cache", "threads", "accuracy", "accuracy_delta", "nfe", "tokens_per_forward",
