@@ -28,15 +28,23 @@ from unmask.evaluate import EvalReport, evaluate, paired_comparison  # noqa: E40
 from unmask.tasks import draw  # noqa: E402
 
 ORDERS = ["random", "low_confidence", "margin", "entropy"]  # remasking scores, worst expected first
-# tasks the bundled models were not trained on, evaluated to show where they stop generalising
-EXTRA_TASKS = {
-    "planning-anyjoin": "The harder variant: the in-branch may join any path node after the start, so at PD 3 "
-    "with the join at the goal the middle pair takes a two-hop lookup (`unmask.tasks.planning`). The planning "
-    "models above, trained on `planning`, evaluated as they are "
-    "(`unmask eval --model models/NAME --task planning-anyjoin --n N --seed S`).",
-    "sudoku-wide": "The issue's full range of 23–36 givens, about uniform (`unmask.tasks.sudoku`: the local removal "
-    "rule, then a whole-puzzle singles check where it stalls). The Sudoku models above, trained on `sudoku` "
-    "(29–36 givens), evaluated as they are (`unmask eval --model models/NAME --task sudoku-wide --n N --seed S`).",
+# beyond its own task, each bundled model is evaluated on these, to show where it stops generalising
+EXTRA_TASKS: dict[str, dict[str, str]] = {
+    "planning": {
+        "planning-anyjoin": "The harder variant: the in-branch may join any path node after the start, so at PD 3 "
+        "with the join at the goal the middle pair takes a two-hop lookup (`unmask.tasks.planning`). The planning "
+        "models above, trained on `planning`, evaluated as they are "
+        "(`unmask eval --model models/NAME --task planning-anyjoin --n N --seed S`).",
+    },
+    "sudoku": {
+        "sudoku-wide": "The issue's full range of 23–36 givens, about uniform (`unmask.tasks.sudoku`: the local removal "
+        "rule, then a whole-puzzle singles check where it stalls). The Sudoku models above, trained on `sudoku` "
+        "(29–36 givens), evaluated as they are (`unmask eval --model models/NAME --task sudoku-wide --n N --seed S`).",
+    },
+    "sudoku-wide": {
+        "sudoku": "The easier puzzles of the local removal rule alone (29–36 givens, mean 33.6). The Sudoku models "
+        "above, trained on `sudoku-wide`, evaluated as they are (`unmask eval --model models/NAME --task sudoku --n N --seed S`).",
+    },
 }
 ORDER_STEPS = (82, 21, 11)  # decoding steps for the 81 cells + EOS: 1, ~4 and ~8 tokens per forward
 SPARSE_STEPS = (82,)
@@ -114,15 +122,17 @@ def main() -> int:
              f"torch {torch.__version__}, {platform.machine()}, torch.set_num_threads({args.threads}). Each row: "
              f"`unmask eval --model models/NAME --task TASK --n {args.n} --seed S` on fresh test-split examples "
              "(never trained on), decoded with the model's `generation_config.json`. Interval: 95% Wilson.\n"]
-    for task, trained_on in (("planning", "planning"), ("planning-anyjoin", "planning"), ("sudoku", "sudoku"), ("sudoku-wide", "sudoku")):
-        task_dirs = sorted((d for d in dirs if task_of_model(d) == trained_on), key=lambda d: (d.name.endswith("-ar"), d.name))
-        if not task_dirs:
-            continue
+    trained: dict[str, list[Path]] = {}  # each model's own task, in the order the models sort
+    for directory in sorted(dirs, key=lambda d: (d.name.endswith("-ar"), d.name)):
+        trained.setdefault(task_of_model(directory), []).append(directory)
+    sections = [(task, own) for own in trained for task in (own, *EXTRA_TASKS.get(own, {}))]
+    for task, trained_on in sections:
+        task_dirs = trained[trained_on]
         groups = [str(pd) for pd in range(6)] if task.startswith("planning") else []
         head = "| model | eval seed | accuracy (95% CI) | " + "".join(f"PD {g} | " for g in groups) + "NFE/example | tokens/forward | seconds |"
         lines += [f"#### {task}\n"]
         if task != trained_on:
-            lines += [f"{EXTRA_TASKS[task]}\n"]
+            lines += [f"{EXTRA_TASKS[trained_on][task]}\n"]
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for directory in task_dirs:
             model = load_model(directory)
@@ -134,15 +144,15 @@ def main() -> int:
         lines.append("")
     sudoku = next((d for d in dirs if d.name == "sudoku-diffusion"), None)
     if sudoku is not None and args.order_n > 0:
-        lines += order_table(load_model(sudoku), "sudoku", args.order_n, ORDER_STEPS, results,
+        lines += order_table(load_model(sudoku), task_of_model(sudoku), args.order_n, ORDER_STEPS, results,
                              "One cell per forward (82 steps), then about four (21 steps) and eight (11 steps) cells "
                              "per forward, where the order matters more.")
     if sudoku is not None and args.sparse_n > 0:
         sudoku_ar = next((d for d in dirs if d.name == "sudoku-ar"), None)
         lines += order_table(load_model(sudoku), "sudoku-sparse", args.sparse_n, SPARSE_STEPS, results,
-                             "Harder puzzles than the model was trained on: the task `sudoku-sparse`, the hardest end "
-                             "of `sudoku-wide` (23–30 givens, still singles-only and unique). More puzzles here, so that "
-                             "the paired comparison can separate orders that differ by a few points.", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
+                             "The hardest puzzles: the task `sudoku-sparse`, the sparse end of `sudoku-wide` (23–30 "
+                             "givens, still singles-only and unique). More puzzles here, so that the paired comparison "
+                             "can separate orders that differ by a few points.", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")
