@@ -23,8 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from unmask.checkpoint import load_model  # noqa: E402
-from unmask.evaluate import task_of_model  # noqa: E402
-from unmask.evaluate import EvalReport, evaluate, paired_comparison  # noqa: E402
+from unmask.evaluate import EvalReport, evaluate, paired_comparison, task_of_model  # noqa: E402
 from unmask.tasks import draw  # noqa: E402
 
 ORDERS = ["random", "low_confidence", "margin", "entropy"]  # remasking scores, worst expected first

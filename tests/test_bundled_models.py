@@ -16,8 +16,7 @@ import pytest
 import torch
 
 import unmask
-from unmask.evaluate import task_of_model
-from unmask.evaluate import evaluate
+from unmask.evaluate import evaluate, task_of_model
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SAMPLE = {"planning": 240, "sudoku": 48}  # the sudoku diffusion model decodes 82 forwards of 163 tokens
