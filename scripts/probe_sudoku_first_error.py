@@ -7,7 +7,10 @@ Decodes ``--n`` test puzzles of ``--task`` (evaluation seed ``--seed``) that hav
 ``--remasking`` says otherwise), watches every commit, and for each failed puzzle finds the first
 wrong digit. It prints how many of the puzzle's blanks were already filled at that point, in
 tenths: errors piled up in the first tenths mean the model is weakest where almost every blank is
-still masked, the states a training run with a small ``objective.t_max`` never sees.
+still masked, the states a training run with a small ``objective.t_max`` never sees. For the same
+first errors it also prints what singles alone would have offered in that state: whether the cell
+the model filled was forced (a naked or hidden single), and how many naked and hidden singles were
+there to take instead.
 """
 
 from __future__ import annotations
@@ -21,6 +24,31 @@ import torch
 import unmask
 from unmask.evaluate import check_model_fits_task, decode_params
 from unmask.tasks import draw, get_task
+from unmask.tasks.sudoku import CELLS, FULL, UNITS
+
+
+def candidates(grid: list[int], cell: int) -> int:
+    """Bitmask of the digits ``cell`` can still take (bit d-1 for digit d) in ``grid`` (0 = blank)."""
+    seen = 0
+    for unit in UNITS:
+        if cell in unit:
+            for other in unit:
+                if grid[other]:
+                    seen |= 1 << (grid[other] - 1)
+    return FULL & ~seen
+
+
+def singles(grid: list[int]) -> tuple[set[int], set[int]]:
+    """The blanks of ``grid`` that are naked singles, and those that are hidden singles."""
+    options = {i: candidates(grid, i) for i in range(CELLS) if not grid[i]}
+    naked = {i for i, c in options.items() if c & (c - 1) == 0}
+    hidden = set()
+    for unit in UNITS:
+        for digit in range(9):
+            spots = [i for i in unit if i in options and options[i] >> digit & 1]
+            if len(spots) == 1 and all(grid[i] != digit + 1 for i in unit):
+                hidden.add(spots[0])
+    return naked, hidden
 
 
 def main() -> int:
@@ -48,13 +76,24 @@ def main() -> int:
     start = task.prompt_length
     blanks_filled = torch.zeros(len(examples), dtype=torch.long)
     first_error: list[float | None] = [None] * len(examples)
+    kinds: collections.Counter[str] = collections.Counter()
+    offered: list[tuple[int, int]] = []  # (naked, hidden) singles in each first-error state
 
     def on_step(step: int, tokens: torch.Tensor, committed: torch.Tensor) -> None:
         new = committed[:, start:]
         wrong = new & (tokens[:, start:] != solutions)
         for row in wrong.any(1).nonzero().flatten().tolist():
-            if first_error[row] is None:
-                first_error[row] = blanks_filled[row].item() / blank[row].sum().item()
+            if first_error[row] is not None:
+                continue
+            first_error[row] = blanks_filled[row].item() / blank[row].sum().item()
+            # the state the model chose from: the puzzle plus the blanks committed before this step
+            answer = tokens[row, start:start + CELLS].tolist()
+            before = [examples[row].puzzle[i] or (answer[i] if not new[row, i] and 1 <= answer[i] <= 9 else 0)
+                      for i in range(CELLS)]
+            naked, hidden = singles(before)
+            for cell in (wrong[row, :CELLS]).nonzero().flatten().tolist():
+                kinds["a naked single" if cell in naked else "a hidden single" if cell in hidden else "not forced"] += 1
+            offered.append((len(naked), len(hidden)))
         blanks_filled.add_((new & blank).sum(1))
 
     params = decode_params(model, task, {"remasking": args.remasking})
@@ -66,6 +105,12 @@ def main() -> int:
     print("first wrong digit, by the share of the blanks already filled:")
     for tenth in range(10):
         print(f"  {tenth * 10:3d}-{tenth * 10 + 10:3d}%: {tenths[tenth]}")
+    print("the cell of the first wrong digit was, by singles in the state it was chosen from: "
+          + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
+    if offered:
+        no_naked = sum(naked == 0 for naked, _ in offered)
+        print(f"states with no naked single: {no_naked} of {len(offered)}; hidden singles on offer there: "
+              f"{min(h for _, h in offered)}-{max(h for _, h in offered)} (mean {sum(h for _, h in offered) / len(offered):.1f})")
     return 0
 
 
