@@ -29,6 +29,7 @@ SECTIONS = {
                                "--only 'threshold 0.999' 'eb 0.01' 'threshold 0.999 +prefix'", "decode-compiled-sudoku.md"),
     "compile": ("compile_probe.py", "compile.md"),
     "serve": ("serve.py", "serve.md"),
+    "generators": ("generators.py", "generators.md"),
 }
 
 
