@@ -279,3 +279,33 @@ def test_compiled_pass_leaves_the_inputs_it_does_not_own() -> None:
     assert givens == 60 and puzzle.count(0) == 21  # blanked in place, down to the target
     assert present == [511] * 27 and cells == list(range(CELLS))
     assert solve_singles(puzzle) == list(solution)
+
+
+def _is_single(grid: list[int], cell: int, digit: int) -> bool:
+    """Whether ``digit`` at the blank ``cell`` is a naked or a hidden single of ``grid``, by brute force."""
+    def fits(i: int, d: int) -> bool:
+        return not grid[i] and all(grid[j] != d for unit in UNITS if i in unit for j in unit)
+
+    if not fits(cell, digit):
+        return False
+    if [d for d in range(1, 10) if fits(cell, d)] == [digit]:
+        return True
+    return any([i for i in unit if fits(i, digit)] == [cell] for unit in UNITS if cell in unit)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reveal_order_fills_every_blank_as_a_single_of_what_came_before(seed: int) -> None:
+    from unmask.tasks import draw
+    from unmask.tasks.sudoku import reveal_order
+
+    example = draw("sudoku-wide", "test", 6, seed=seed)[seed]
+    order = reveal_order(example, random.Random(seed))
+    assert sorted(order) == list(range(CELLS + 1))
+    givens = example.givens
+    assert set(order[:givens + 1]) == {i for i in range(CELLS) if example.puzzle[i]} | {CELLS}
+    grid = list(example.puzzle)
+    for cell in order[givens + 1:]:
+        assert _is_single(grid, cell, example.solution[cell]), (cell, grid)
+        grid[cell] = example.solution[cell]
+    assert grid == list(example.solution)
+    assert reveal_order(example, random.Random(seed)) == order  # seeded

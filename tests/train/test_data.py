@@ -224,3 +224,27 @@ def test_sudoku_target_outside_the_range_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"target givens must lie in 23\.\.36, got 40"):
         make_example(random.Random(0), 23, 36, thorough=True, target=40)
+
+
+def test_reveal_orders_leave_the_examples_alone_and_rank_every_answer_position() -> None:
+    plain = task_data("sudoku-wide", 30, seed=2)
+    ordered = task_data("sudoku-wide", 30, seed=2, with_order=True)
+    assert plain.order_rank is None and ordered.order_rank is not None
+    assert torch.equal(plain.tokens, ordered.tokens)
+    prompt = 82
+    for row in range(30):
+        ranks = ordered.order_rank[row, prompt:]
+        assert sorted((ranks * 82).round().long().tolist()) == list(range(82))  # a permutation of the answer
+        givens = ordered.tokens[row, :81] != 0
+        # the givens (and EOS) come first, then the blanks
+        assert ranks[:81][givens].max() < ranks[:81][~givens].min()
+
+
+def test_order_fraction_needs_a_task_with_a_reveal_order() -> None:
+    section = load_config(None, ["data.source=planning", "data.train_size=10"]).data
+    with pytest.raises(TrainConfigError, match="order_fraction.*planning"):
+        build_data(section, with_order=True)
+    with pytest.raises(TrainConfigError, match="order_fraction"):
+        load_config(None, ["objective.kind=ar", "objective.order_fraction=0.5"])
+    with pytest.raises(TrainConfigError, match="order_fraction"):
+        load_config(None, ["objective.order_fraction=1.5"])

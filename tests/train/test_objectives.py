@@ -223,3 +223,39 @@ def test_focal_gamma_is_validated() -> None:
 
     with pytest.raises(TrainConfigError, match="objective.focal_gamma"):
         objective("objective.focal_gamma=-1")
+
+
+def test_ordered_rows_mask_the_end_of_their_reveal_order() -> None:
+    # row 0 is masked along its order: rank >= 1 - t, whatever u says; row 1 keeps the u < t rule
+    targets = torch.ones(2, 4, dtype=torch.bool)
+    rank = torch.tensor([[0.75, 0.0, 0.5, 0.25], [0.0, 0.25, 0.5, 0.75]])
+    noise = Noise(torch.tensor([0.5, 0.5]), torch.tensor([[0.9, 0.1, 0.9, 0.1], [0.9, 0.1, 0.9, 0.1]]),
+                  torch.tensor([True, False]))
+    masked = diffusion_masked(targets, noise, rank)
+    assert masked.tolist() == [[True, False, True, False], [False, True, False, True]]
+    # targets still bound the mask: a prompt position is never masked, whatever its rank
+    prompt_kept = diffusion_masked(torch.tensor([[False, True, True, True]] * 2), noise, rank)
+    assert not prompt_kept[:, 0].any()
+    with pytest.raises(ValueError, match="order_rank"):
+        diffusion_masked(targets, noise)
+
+
+def test_order_fraction_picks_rows_without_changing_t_and_u() -> None:
+    plain = draw_noise(2, 9, 4000, 6, 1e-3, t_max=0.9)
+    picked = draw_noise(2, 9, 4000, 6, 1e-3, t_max=0.9, order_fraction=0.25)
+    assert plain.ordered is None and picked.ordered is not None
+    assert torch.equal(plain.t, picked.t) and torch.equal(plain.u, picked.u)  # old runs keep their noise
+    assert abs(picked.ordered.double().mean().item() - 0.25) < 0.03
+    assert torch.equal(picked.ordered, draw_noise(2, 9, 4000, 6, 1e-3, t_max=0.9, order_fraction=0.25).ordered)
+
+
+def test_a_run_with_order_fraction_trains_on_its_own_masks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.train.helpers import quiet_train, tiny_config
+
+    common = ("data.source=sudoku", "optim.max_steps=3", "data.train_size=40", "objective.t_max=1.0")
+    plain = quiet_train(tiny_config(tmp_path / "plain", *common))
+    ordered = quiet_train(tiny_config(tmp_path / "ordered", *common, "objective.order_fraction=1.0"))
+    again = quiet_train(tiny_config(tmp_path / "again", *common, "objective.order_fraction=1.0"))
+    assert math.isfinite(ordered.loss) and ordered.step == 3
+    assert ordered.loss != plain.loss  # other positions were masked, so another loss
+    assert ordered.loss == again.loss  # and the orders are seeded

@@ -34,6 +34,9 @@ class Task:
     # without group weights, draw cycles through the groups; False: it passes None and the task
     # draws the group itself (Sudoku: keeps the data stream it had before it had groups)
     cycle_groups: bool = True
+    # the answer positions in an order a solver can fill them (Sudoku: givens and EOS, then waves of
+    # singles), for training on prefixes of it (objective.order_fraction); None: no such order
+    reveal_order: Callable[[Any, random.Random], list[int]] | None = None
 
     def prompt(self, example: Any) -> list[int]:
         return example.prompt(self.vocab)
@@ -141,6 +144,7 @@ def _sudoku(name: str = "sudoku", min_givens: int = 23, max_givens: int = 36, th
         num_groups=groups,
         first_group=min_givens if groups else 0,
         cycle_groups=False,
+        reveal_order=sudoku.reveal_order,
     )
 
 

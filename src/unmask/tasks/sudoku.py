@@ -371,6 +371,63 @@ def _fill_singles(grid: list[int], present: list[int], stop_cell: int = -1) -> i
     return sum(1 for i in blanks if not grid[i])
 
 
+def reveal_order(example: SudokuExample, rng: random.Random) -> list[int]:
+    """The answer positions (cells 0..80, EOS at 81) in the order a singles solver can fill them.
+
+    First the givens and EOS, shuffled: a decoder copies them first. Then the blanks in waves:
+    each wave is every naked or hidden single of the grid left by the earlier waves, shuffled.
+    Every blank is therefore a single in the grid of everything before it (a single stays one as
+    more cells are filled). Training on prefixes of this order (``objective.order_fraction``)
+    shows a model the states a singles-ordered decode visits, including those whose only
+    moves are hidden singles, which random masking almost never produces.
+    """
+    grid = list(example.puzzle)
+    present = _unit_digits(grid)
+    if present is None:
+        raise ValueError("the puzzle repeats a digit in a unit")
+    order = [i for i in range(CELLS) if grid[i]] + [CELLS]
+    rng.shuffle(order)
+    cell_units = _CELL_UNITS
+    while True:
+        blanks = [i for i in range(CELLS) if not grid[i]]
+        if not blanks:
+            return order
+        wave: dict[int, int] = {}  # cell -> its forced digit bit
+        for i in blanks:
+            a, b, c = cell_units[i]
+            candidates = FULL & ~(present[a] | present[b] | present[c])
+            if candidates and not candidates & (candidates - 1):
+                wave[i] = candidates
+        for u, unit in enumerate(UNITS):
+            once = twice = 0
+            for i in unit:
+                if not grid[i]:
+                    a, b, c = cell_units[i]
+                    candidates = FULL & ~(present[a] | present[b] | present[c])
+                    twice |= once & candidates
+                    once |= candidates
+            hidden = once & ~twice & ~present[u]
+            for i in unit:
+                if not grid[i]:
+                    a, b, c = cell_units[i]
+                    bit = hidden & ~(present[a] | present[b] | present[c])
+                    if bit:
+                        wave[i] = bit
+        if not wave:
+            raise ValueError("singles alone do not complete this puzzle")
+        cells = sorted(wave)
+        rng.shuffle(cells)
+        for i in cells:
+            # the wave's digits come from the solution: a sound single always names it
+            grid[i] = example.solution[i]
+            a, b, c = cell_units[i]
+            bit = 1 << (grid[i] - 1)
+            present[a] |= bit
+            present[b] |= bit
+            present[c] |= bit
+        order += cells
+
+
 def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2) -> int:
     """Number of solutions of ``puzzle``, counting stops at ``limit`` (so 2 means "not unique").
 

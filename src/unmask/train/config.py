@@ -86,6 +86,10 @@ class ObjectiveSection:
     # (1 - p)^focal_gamma, p = exp(-CE) its predicted probability, so tokens the model already gets
     # right weigh little and the hard subgoals (a branch to plan past) dominate. 0 = off.
     focal_gamma: float = 0.0
+    # the share of rows masked along the task's reveal order instead of at random: what stays
+    # visible is then a prefix of an order a solver can fill (Sudoku: givens, then waves of
+    # singles), the states a confidence-ordered decode passes through. 0 = off (all rows random).
+    order_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,10 @@ class TrainConfig:
             raise TrainConfigError(f"objective.eps must be in (0, 1), got {self.objective.eps}")
         if not self.objective.eps < self.objective.t_max <= 1:
             raise TrainConfigError(f"objective.t_max must be in (objective.eps, 1], got {self.objective.t_max}")
+        if not 0 <= self.objective.order_fraction <= 1:
+            raise TrainConfigError(f"objective.order_fraction must be in [0, 1] (0 = off), got {self.objective.order_fraction}")
+        if self.objective.order_fraction > 0 and self.objective.kind != "diffusion":
+            raise TrainConfigError("objective.order_fraction applies to objective.kind = 'diffusion' only")
         if not self.objective.focal_gamma >= 0:
             raise TrainConfigError(f"objective.focal_gamma must be >= 0 (0 = off), got {self.objective.focal_gamma}")
         if not self.optim.lr > 0:

@@ -10,6 +10,7 @@ whole data position.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,9 @@ class TrainData:
     ids: SpecialIds
     task: str | None  # task name, for periodic evaluation
     prompt_length: int | None  # fixed prompt length of task data
+    # [N, L] float: each target position's place in its row's reveal order, as a fraction in
+    # [0, 1) (0 = revealed first); None unless objective.order_fraction asks for it
+    order_rank: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.tokens.shape[0] == 0:
@@ -68,28 +72,54 @@ class TrainData:
         rows = self.batch_indices(seed, step, batch_size)
         return self.tokens[rows], self.targets[rows]
 
+    def batch_order_rank(self, seed: int, step: int, batch_size: int) -> Tensor:
+        """``order_rank`` of the rows of :meth:`batch` (the same rows, in the same order)."""
+        if self.order_rank is None:
+            raise ValueError("this training data was built without reveal orders")
+        return self.order_rank[self.batch_indices(seed, step, batch_size)]
 
-def build_data(section: DataSection) -> TrainData:
+
+def build_data(section: DataSection, with_order: bool = False) -> TrainData:
+    """The training data of ``section``; ``with_order`` also computes each row's reveal order
+    (for ``objective.order_fraction``), which only some tasks define."""
     if section.source == "jsonl":
+        if with_order:
+            raise TrainConfigError("objective.order_fraction needs task data with a reveal order, not data.source = 'jsonl'")
         return _jsonl_data(section)
+    if with_order and get_task(section.source).reveal_order is None:
+        raise TrainConfigError(f"objective.order_fraction: task {section.source!r} defines no reveal order (the Sudoku tasks do)")
     if section.group_weights:
         try:
-            return task_data(section.source, section.train_size, section.seed, group_weights=section.group_weights)
+            return task_data(section.source, section.train_size, section.seed, group_weights=section.group_weights, with_order=with_order)
         except ValueError as error:
             raise TrainConfigError(f"data.group_weights: {error}") from None
-    return task_data(section.source, section.train_size, section.seed)
+    return task_data(section.source, section.train_size, section.seed, with_order=with_order)
 
 
-def task_data(name: str, count: int, seed: int, split: str = "train", group_weights: tuple[float, ...] = ()) -> TrainData:
-    """Rows ``prompt + answer`` of a task split; targets are the answer positions."""
+def task_data(name: str, count: int, seed: int, split: str = "train", group_weights: tuple[float, ...] = (),
+              with_order: bool = False) -> TrainData:
+    """Rows ``prompt + answer`` of a task split; targets are the answer positions. ``with_order``:
+    also each row's reveal order (one per example, from its own seeded stream, so the examples
+    themselves are the same either way)."""
     task = get_task(name)
     examples = draw(task, split, count, seed, group_weights)
     rows = [task.prompt(e) + task.answer(e) for e in examples]
     tokens = torch.tensor(rows, dtype=torch.long)
     targets = torch.zeros_like(tokens, dtype=torch.bool)
     targets[:, task.prompt_length:] = True
+    order_rank = None
+    if with_order:
+        if task.reveal_order is None:
+            raise ValueError(f"task {name!r} defines no reveal order")
+        rng = random.Random(f"{name}/{split}/{seed}/order")
+        order_rank = torch.zeros(tokens.shape, dtype=torch.float32)
+        answer = task.answer_length
+        for row, example in enumerate(examples):
+            order = torch.tensor(task.reveal_order(example, rng))
+            order_rank[row, task.prompt_length + order] = torch.arange(answer, dtype=torch.float32) / answer
     vocab = task.vocab
-    return TrainData(tokens, targets, SpecialIds(vocab.size, vocab.mask, vocab.eos, vocab.pad), name, task.prompt_length)
+    return TrainData(tokens, targets, SpecialIds(vocab.size, vocab.mask, vocab.eos, vocab.pad), name, task.prompt_length,
+                     order_rank)
 
 
 @lru_cache(maxsize=4)

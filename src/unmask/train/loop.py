@@ -152,7 +152,7 @@ def train(
     if has_checkpoint(out) and not resume:
         raise TrainConfigError(f"{out} already holds a training checkpoint; pass --resume to continue it or choose another run.out_dir")
     device = torch.device(run.device)
-    data = build_data(config.data)
+    data = build_data(config.data, with_order=config.objective.kind == "diffusion" and config.objective.order_fraction > 0)
     torch.manual_seed(run.seed)
     model = DiffusionTransformer(model_config_for(config, data)).to(device)
     model.family = "unmask"
@@ -203,14 +203,17 @@ def train(
         model.train()
         for step in range(start, config.last_step):
             tokens, targets = data.batch(config.data.seed, step, config.optim.batch_size)
-            noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps, config.objective.t_max)
-            masked = diffusion_masked(targets, noise) if config.objective.kind == "diffusion" else None
+            noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps, config.objective.t_max,
+                               config.objective.order_fraction)
+            order_rank = data.batch_order_rank(config.data.seed, step, config.optim.batch_size) if noise.ordered is not None else None
+            masked = diffusion_masked(targets, noise, order_rank) if config.objective.kind == "diffusion" else None
             norm = denominator(config.objective, targets, masked)
             tokens, targets = tokens[rows].to(device), targets[rows].to(device)
             with autocast:
                 if config.objective.kind == "diffusion":
-                    local_noise = type(noise)(noise.t[rows].to(device), noise.u[rows].to(device))
-                    numerator = diffusion_numerator(wrapped, tokens, targets, local_noise, data.ids.mask, config.objective)
+                    local_rank = None if order_rank is None else order_rank[rows].to(device)
+                    numerator = diffusion_numerator(wrapped, tokens, targets, noise.rows(rows, device), data.ids.mask,
+                                                    config.objective, local_rank)
                 else:
                     numerator = ar_numerator(wrapped, tokens, targets, config.objective)
             loss = numerator / norm.to(device).float()

@@ -23,20 +23,41 @@ class Noise:
 
     t: Tensor  # [B]
     u: Tensor  # [B, L]
+    ordered: Tensor | None = None  # [B] bool: rows masked along their reveal order (None: no row)
+
+    def rows(self, rows: slice, device: torch.device) -> "Noise":
+        """This noise for a slice of the batch's rows, on ``device``."""
+        ordered = None if self.ordered is None else self.ordered[rows].to(device)
+        return Noise(self.t[rows].to(device), self.u[rows].to(device), ordered)
 
 
-def draw_noise(seed: int, step: int, batch: int, length: int, eps: float, t_max: float = 1.0) -> Noise:
+def draw_noise(seed: int, step: int, batch: int, length: int, eps: float, t_max: float = 1.0,
+               order_fraction: float = 0.0) -> Noise:
     """t ~ U(eps, t_max) per row, u ~ U(0, 1) per token; a pure function of (seed, step), so
-    resumption and every process see the same noise."""
+    resumption and every process see the same noise. With ``order_fraction`` > 0 each row is
+    also picked, with that probability, to be masked along its reveal order instead; the pick
+    comes from a stream of its own, so ``t`` and ``u`` are the same as without it."""
     generator = torch.Generator().manual_seed(seed * 7_919 + step * 104_729 + 17)
     t = eps + (t_max - eps) * torch.rand(batch, generator=generator, dtype=torch.float64)
     u = torch.rand(batch, length, generator=generator, dtype=torch.float64)
-    return Noise(t.float(), u.float())
+    ordered = None
+    if order_fraction > 0:
+        picker = torch.Generator().manual_seed(seed * 7_919 + step * 104_729 + 23)
+        ordered = torch.rand(batch, generator=picker, dtype=torch.float64) < order_fraction
+    return Noise(t.float(), u.float(), ordered)
 
 
-def diffusion_masked(targets: Tensor, noise: Noise) -> Tensor:
-    """Which target tokens are masked: each with probability t of its row."""
-    return targets & (noise.u < noise.t[:, None])
+def diffusion_masked(targets: Tensor, noise: Noise, order_rank: Tensor | None = None) -> Tensor:
+    """Which target tokens are masked: each with probability t of its row; in the rows
+    ``noise.ordered`` picks, the last share t of the row's reveal order (``order_rank`` >= 1 - t),
+    so what stays visible is a prefix of that order, a state a solver in that order passes."""
+    masked = targets & (noise.u < noise.t[:, None])
+    if noise.ordered is None:
+        return masked
+    if order_rank is None:
+        raise ValueError("rows masked along a reveal order need the data's order_rank")
+    along_order = targets & (order_rank >= 1 - noise.t[:, None])
+    return torch.where(noise.ordered[:, None], along_order, masked)
 
 
 def denominator(objective: ObjectiveSection, targets: Tensor, masked: Tensor | None) -> Tensor:
@@ -66,9 +87,10 @@ def diffusion_numerator(
     noise: Noise,
     mask_id: int,
     objective: ObjectiveSection,
+    order_rank: Tensor | None = None,
 ) -> Tensor:
     """Sum of weighted cross-entropies on the masked positions of these rows."""
-    masked = diffusion_masked(targets, noise)
+    masked = diffusion_masked(targets, noise, order_rank)
     inputs = tokens.masked_fill(masked, mask_id)
     logits = model(inputs)
     ce = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")  # [B, L]
