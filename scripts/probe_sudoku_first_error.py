@@ -24,31 +24,7 @@ import torch
 import unmask
 from unmask.evaluate import check_model_fits_task, decode_params
 from unmask.tasks import draw, get_task
-from unmask.tasks.sudoku import CELLS, FULL, UNITS
-
-
-def candidates(grid: list[int], cell: int) -> int:
-    """Bitmask of the digits ``cell`` can still take (bit d-1 for digit d) in ``grid`` (0 = blank)."""
-    seen = 0
-    for unit in UNITS:
-        if cell in unit:
-            for other in unit:
-                if grid[other]:
-                    seen |= 1 << (grid[other] - 1)
-    return FULL & ~seen
-
-
-def singles(grid: list[int]) -> tuple[set[int], set[int]]:
-    """The blanks of ``grid`` that are naked singles, and those that are hidden singles."""
-    options = {i: candidates(grid, i) for i in range(CELLS) if not grid[i]}
-    naked = {i for i, c in options.items() if c & (c - 1) == 0}
-    hidden = set()
-    for unit in UNITS:
-        for digit in range(9):
-            spots = [i for i in unit if i in options and options[i] >> digit & 1]
-            if len(spots) == 1 and all(grid[i] != digit + 1 for i in unit):
-                hidden.add(spots[0])
-    return naked, hidden
+from unmask.tasks.sudoku import CELLS, find_singles
 
 
 def main() -> int:
@@ -90,7 +66,7 @@ def main() -> int:
             answer = tokens[row, start:start + CELLS].tolist()
             before = [examples[row].puzzle[i] or (answer[i] if not new[row, i] and 1 <= answer[i] <= 9 else 0)
                       for i in range(CELLS)]
-            naked, hidden = singles(before)
+            naked, hidden = find_singles(before)
             for cell in (wrong[row, :CELLS]).nonzero().flatten().tolist():
                 kinds["a naked single" if cell in naked else "a hidden single" if cell in hidden else "not forced"] += 1
             offered.append((len(naked), len(hidden)))

@@ -309,3 +309,22 @@ def test_reveal_order_fills_every_blank_as_a_single_of_what_came_before(seed: in
         grid[cell] = example.solution[cell]
     assert grid == list(example.solution)
     assert reveal_order(example, random.Random(seed)) == order  # seeded
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_find_singles_agrees_with_brute_force(seed: int) -> None:
+    from unmask.tasks.sudoku import find_singles
+
+    rng = random.Random(seed)
+    example = make_example(rng, 23, 36)
+    # a state part-way: the puzzle plus a random share of the solution
+    grid = [example.puzzle[i] or (example.solution[i] if rng.random() < 0.4 else 0) for i in range(CELLS)]
+
+    def fits(i: int, d: int) -> bool:
+        return not grid[i] and all(grid[j] != d for unit in UNITS if i in unit for j in unit)
+
+    naked = {i for i in range(CELLS) if not grid[i] and sum(fits(i, d) for d in range(1, 10)) == 1}
+    hidden = {spots[0] for unit in UNITS for d in range(1, 10)
+              if len(spots := [i for i in unit if fits(i, d)]) == 1 and all(grid[j] != d for j in unit)}
+    assert find_singles(grid) == (naked, hidden)
+    assert naked | hidden  # a singles-solvable puzzle always offers a move

@@ -371,6 +371,30 @@ def _fill_singles(grid: list[int], present: list[int], stop_cell: int = -1) -> i
     return sum(1 for i in blanks if not grid[i])
 
 
+def find_singles(grid: list[int] | tuple[int, ...]) -> tuple[set[int], set[int]]:
+    """The blanks of ``grid`` that are naked singles, and those that are hidden singles (a cell can
+    be both). For analysis (which moves a state offers); ``grid`` must not repeat a digit in a unit."""
+    _check_grid(grid)
+    present = _unit_digits(list(grid))
+    if present is None:
+        raise ValueError("the grid repeats a digit in a unit")
+    options = {}
+    for i in range(CELLS):
+        if not grid[i]:
+            a, b, c = _CELL_UNITS[i]
+            options[i] = FULL & ~(present[a] | present[b] | present[c])
+    naked = {i for i, candidates in options.items() if candidates and not candidates & (candidates - 1)}
+    hidden = set()
+    for u, unit in enumerate(UNITS):
+        for digit in range(9):
+            if present[u] >> digit & 1:
+                continue
+            spots = [i for i in unit if i in options and options[i] >> digit & 1]
+            if len(spots) == 1:
+                hidden.add(spots[0])
+    return naked, hidden
+
+
 def reveal_order(example: SudokuExample, rng: random.Random) -> list[int]:
     """The answer positions (cells 0..80, EOS at 81) in the order a singles solver can fill them.
 
