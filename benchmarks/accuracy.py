@@ -11,7 +11,6 @@ examples drawn from evaluation seed S, decoded with the model's own ``generation
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from unmask.bench.report import write_section  # noqa: E402
 from unmask.checkpoint import load_model  # noqa: E402
 from unmask.evaluate import EvalReport, evaluate, paired_comparison, task_of_model  # noqa: E402
 from unmask.tasks import draw  # noqa: E402
@@ -152,11 +152,7 @@ def main() -> int:
                              "The hardest puzzles: the task `sudoku-sparse`, the sparse end of `sudoku-wide` (23–30 "
                              "givens, still singles-only and unique). More puzzles here, so that the paired comparison "
                              "can separate orders that differ by a few points.", ar_model=load_model(sudoku_ar) if sudoku_ar else None)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "accuracy.md").write_text("\n".join(lines) + "\n")
-    (out / "accuracy.json").write_text(json.dumps({"rows": results}, indent=1) + "\n")
-    print(f"wrote {out / 'accuracy.md'}", file=sys.stderr)
+    write_section(args.out_dir, "accuracy", lines, results)
     return 0
 
 

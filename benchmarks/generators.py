@@ -12,7 +12,6 @@ puzzles. The Python rows use ``--python-n`` puzzles and are scaled to 100k (they
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
 import sys
@@ -23,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 import unmask.tasks.sudoku as sudoku  # noqa: E402
+from unmask.bench.report import write_section  # noqa: E402
 from unmask.tasks import draw  # noqa: E402
 from unmask.tasks.sudoku_compiled import AVAILABLE  # noqa: E402
 
@@ -73,11 +73,7 @@ def main() -> int:
     sudoku._COMPILED = None
     lines += ["", "The compiled and pure-Python passes returned the same puzzles (checked on the first "
               f"{args.python_n:,} of each thorough task).", ""]
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "generators.md").write_text("\n".join(lines) + "\n")
-    (out / "generators.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
-    print(f"wrote {out / 'generators.md'}", file=sys.stderr)
+    write_section(args.out_dir, "generators", lines, rows)
     return 0
 
 

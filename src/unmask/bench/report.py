@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 from unmask.bench.decode import BenchRow
+
+
+def write_section(out_dir: Path | str, name: str, lines: list[str], rows: list[dict[str, Any]]) -> Path:
+    """Write a benchmark's docs section, ``NAME.md`` (its markdown ``lines``), and its measurements,
+    ``NAME.json`` (``{"rows": rows}``), under ``out_dir``; the path of the markdown file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    print(f"wrote {out / f'{name}.md'}", file=sys.stderr)
+    return out / f"{name}.md"
 
 
 def _pct(value: float | None, signed: bool = False) -> str:
