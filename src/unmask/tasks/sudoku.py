@@ -205,7 +205,7 @@ def _remove_while_singles_solvable(
     solve can stop at that cell instead of running to the end.
 
     ``use_compiled`` (default: whenever numba is installed) runs the same loop compiled, from
-    :mod:`unmask.tasks.sudoku_compiled`: the same puzzles, about 20 times faster.
+    :mod:`unmask.tasks.sudoku_compiled`: the same puzzles, about 6 times faster per whole puzzle (benchmarks/generators.py).
     """
     present = _unit_digits(puzzle) or [0] * 27  # never None: the puzzle comes from a valid grid
     cells = [i for i in range(CELLS) if puzzle[i]]

@@ -4,7 +4,7 @@ The pass (:func:`unmask.tasks.sudoku._remove_while_singles_solvable`) runs a sin
 every given it tries to blank, which makes it about 90% of the cost of a ``sudoku-wide`` puzzle in
 pure Python. This is the same algorithm line for line on numpy arrays, so it blanks the same
 cells and keeps the generated data identical (a test compares the two on thousands of puzzles);
-compiled it is about 20 times faster. Only the deterministic part lives here: the random order of
+compiled, whole puzzles come about 6 times faster (benchmarks/generators.py). Only the deterministic part lives here: the random order of
 the cells to try is drawn by the caller from its ``random.Random``, so the data stream does not
 depend on whether numba is present.
 
