@@ -84,9 +84,12 @@ def main() -> int:
     print("the cell of the first wrong digit was, by singles in the state it was chosen from: "
           + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
     if offered:
-        no_naked = sum(naked == 0 for naked, _ in offered)
-        print(f"states with no naked single: {no_naked} of {len(offered)}; hidden singles on offer there: "
-              f"{min(h for _, h in offered)}-{max(h for _, h in offered)} (mean {sum(h for _, h in offered) / len(offered):.1f})")
+        hidden_without_naked = [hidden for naked, hidden in offered if naked == 0]
+        print(f"states with no naked single: {len(hidden_without_naked)} of {len(offered)}", end="")
+        if hidden_without_naked:
+            print(f"; hidden singles on offer there: {min(hidden_without_naked)}-{max(hidden_without_naked)} "
+                  f"(mean {sum(hidden_without_naked) / len(hidden_without_naked):.1f})", end="")
+        print()
     return 0
 
 

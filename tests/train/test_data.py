@@ -33,8 +33,8 @@ def test_every_epoch_is_a_permutation(batch_size: int) -> None:
     for epoch in epochs:
         assert sorted(epoch.tolist()) == list(range(rows))
     assert len({tuple(e.tolist()) for e in epochs}) == len(epochs)  # a fresh order each epoch
-    tokens, targets = data.batch(4, 5, batch_size)
-    assert torch.equal(tokens[:, 0], data.batch_indices(4, 5, batch_size)) and targets.all()
+    tokens, targets, ranks = data.batch(4, 5, batch_size)
+    assert torch.equal(tokens[:, 0], data.batch_indices(4, 5, batch_size)) and targets.all() and ranks is None
 
 
 def test_batches_are_a_pure_function_of_seed_and_step() -> None:
@@ -238,6 +238,11 @@ def test_reveal_orders_leave_the_examples_alone_and_rank_every_answer_position()
         givens = ordered.tokens[row, :81] != 0
         # the givens (and EOS) come first, then the blanks
         assert ranks[:81][givens].max() < ranks[:81][~givens].min()
+    # a batch carries the ranks of its own rows
+    tokens, _, ranks = ordered.batch(seed=3, step=4, batch_size=7)
+    rows = ordered.batch_indices(3, 4, 7)
+    assert torch.equal(tokens, ordered.tokens[rows]) and torch.equal(ranks, ordered.order_rank[rows])
+    assert not torch.equal(rows, torch.arange(28, 35))  # shuffled, so a wrong row pairing would show
 
 
 def test_order_fraction_needs_a_task_with_a_reveal_order() -> None:

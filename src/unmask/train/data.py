@@ -68,15 +68,10 @@ class TrainData:
             rows[here] = self._permutation(seed, epoch)[positions[here] % self.size]
         return rows
 
-    def batch(self, seed: int, step: int, batch_size: int) -> tuple[Tensor, Tensor]:
+    def batch(self, seed: int, step: int, batch_size: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Tokens, targets and (when the data has them) reveal-order ranks of the rows of ``step``."""
         rows = self.batch_indices(seed, step, batch_size)
-        return self.tokens[rows], self.targets[rows]
-
-    def batch_order_rank(self, seed: int, step: int, batch_size: int) -> Tensor:
-        """``order_rank`` of the rows of :meth:`batch` (the same rows, in the same order)."""
-        if self.order_rank is None:
-            raise ValueError("this training data was built without reveal orders")
-        return self.order_rank[self.batch_indices(seed, step, batch_size)]
+        return self.tokens[rows], self.targets[rows], None if self.order_rank is None else self.order_rank[rows]
 
 
 def build_data(section: DataSection, with_order: bool = False) -> TrainData:

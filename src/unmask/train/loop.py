@@ -202,10 +202,11 @@ def train(
     with _StopFlag() as stop:
         model.train()
         for step in range(start, config.last_step):
-            tokens, targets = data.batch(config.data.seed, step, config.optim.batch_size)
+            tokens, targets, order_rank = data.batch(config.data.seed, step, config.optim.batch_size)
             noise = draw_noise(run.seed, step, tokens.shape[0], tokens.shape[1], config.objective.eps, config.objective.t_max,
                                config.objective.order_fraction)
-            order_rank = data.batch_order_rank(config.data.seed, step, config.optim.batch_size) if noise.ordered is not None else None
+            if noise.ordered is None:
+                order_rank = None
             masked = diffusion_masked(targets, noise, order_rank) if config.objective.kind == "diffusion" else None
             norm = denominator(config.objective, targets, masked)
             tokens, targets = tokens[rows].to(device), targets[rows].to(device)
