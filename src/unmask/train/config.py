@@ -43,6 +43,11 @@ class ModelSection:
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = False
     learned_positions: bool = False
+    # a saved model directory whose weights start this run instead of a random init: continued
+    # training under a fresh schedule, or AR -> diffusion conversion (the attention follows
+    # objective.kind, so an AR model's weights start a bidirectional network). Its shape must be
+    # the one above, on the same vocabulary. "" = random init
+    init_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from unmask.train.checkpointing import has_checkpoint, load_training_state, save
 from unmask.train.config import TrainConfig, TrainConfigError, config_differences
 from unmask.train.data import TrainData, build_data
 from unmask.train.objectives import ar_numerator, denominator, diffusion_masked, diffusion_numerator, draw_noise
+from unmask.train.warm_start import load_initial_weights
 
 METRICS_FILE = "metrics.jsonl"
 MODEL_DIR = "model"
@@ -154,7 +155,13 @@ def train(
     device = torch.device(run.device)
     data = build_data(config.data, with_order=config.objective.kind == "diffusion" and config.objective.order_fraction > 0)
     torch.manual_seed(run.seed)
-    model = DiffusionTransformer(model_config_for(config, data)).to(device)
+    model = DiffusionTransformer(model_config_for(config, data))
+    if config.model.init_from and not resume:  # a resumed run's checkpoint holds its weights
+        source_attention = load_initial_weights(model, config.model.init_from)
+        if rank == 0:
+            log(f"initial weights from {config.model.init_from} (attention: {source_attention} there, "
+                f"{model.config.attention} here)")
+    model = model.to(device)
     model.family = "unmask"
     model.generation_config = generation_config_for(config, data)
     optimizer = _optimizer(model, config)
