@@ -33,4 +33,27 @@ def test_pair_has_equal_network_data_and_optimisation(diffusion: Path, ar: Path)
     assert (first["objective"]["kind"], second["objective"]["kind"]) == ("diffusion", "ar")
     differing = {f"{section}.{field}" for section in first for field in first[section]
                  if first[section][field] != second[section][field]}
-    assert {name for name in differing if not name.startswith("objective.")} == {"run.out_dir"}
+    assert {name for name in differing if not name.startswith("objective.")} <= {"run.out_dir", "model.init_from"}
+    assert "run.out_dir" in differing
+    if "model.init_from" in differing:
+        # a continued pair continues the pair before it: the AR run starts from that pair's AR model
+        assert first["model"]["init_from"] and second["model"]["init_from"]
+        assert _writer(first["model"]["init_from"]) in [d for d, _ in PAIRS], first["model"]["init_from"]
+        before = dict(PAIRS)[_writer(first["model"]["init_from"])]
+        assert second["model"]["init_from"] == load_config(str(before), []).run.out_dir + "/model"
+
+
+def _writer(init_from: str) -> Path:
+    """The shipped config whose run exports the model directory ``init_from``."""
+    writers = [path for path in CONFIGS if load_config(str(path), []).run.out_dir + "/model" == init_from.rstrip("/")]
+    assert len(writers) == 1, f"model.init_from = {init_from!r} is exported by {len(writers)} shipped configs"
+    return writers[0]
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if load_config(str(p), []).model.init_from], ids=lambda p: p.name)
+def test_init_from_names_a_shipped_run(path: Path) -> None:
+    """A continuation must name the model a shipped config trains, with the same network."""
+    config = load_config(str(path), [])
+    source = load_config(str(_writer(config.model.init_from)), [])
+    assert asdict(source.model) == asdict(config.model) | {"init_from": source.model.init_from}
+    assert asdict(source.data) == asdict(config.data)
