@@ -21,8 +21,39 @@ import torch
 import unmask
 from unmask.evaluate import evaluate
 from unmask.tasks import TASKS
+from unmask.train import load_config
 
 MAX_BYTES = 10 * 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_exporting(model_dir: str) -> str | None:
+    """The shipped config (under ``configs/``) whose run exports ``model_dir``, if exactly one does."""
+    found = [path for path in sorted((ROOT / "configs").rglob("*.toml"))
+             if load_config(str(path), []).run.out_dir + "/model" == model_dir.rstrip("/")]
+    return str(found[0].relative_to(ROOT)) if len(found) == 1 else None
+
+
+def lineage(training: dict) -> list[str]:
+    """Card lines for the runs a continued model (``model.init_from``) started from, oldest first."""
+    lines: list[str] = []
+    source = training["model"].get("init_from", "")
+    while source:
+        model_dir = ROOT / source
+        if not (model_dir / "training_config.json").exists():
+            lines.insert(0, f"- started from the weights in `{source}` (its training record is not on this machine)")
+            break
+        before = json.loads((model_dir / "training_config.json").read_text())
+        metrics = model_dir.parent / "metrics.jsonl"
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
+        steps = [m for m in rows if "loss" in m]
+        config = config_exporting(source)
+        done = (f"{steps[-1]['step']} steps, {steps[-1]['elapsed_s'] / 60:.1f} min with {before['run']['threads']} thread(s)"
+                if steps else "its metrics are not on this machine")
+        lines.insert(0, f"`unmask train --config {config}` ({done}), which exports `{source}`" if config else
+                     f"the run that exported `{source}` ({done}; no shipped config makes it)")
+        source = before["model"].get("init_from", "")
+    return [f"- {'first' if i == 0 else 'then'} {line}" if not line.startswith("- ") else line for i, line in enumerate(lines)]
 
 
 def main() -> int:
@@ -60,17 +91,19 @@ def main() -> int:
         started = time.perf_counter()
         report = evaluate(model, args.task, n=args.n, seed=seed, model_name=str(args.target))
         rows.append((seed, report, time.perf_counter() - started))
+    earlier = lineage(training)
     kind = "AR (causal attention, left to right)" if model.config.attention == "causal" else "masked diffusion (bidirectional)"
     config_file = args.config_file or f"configs/{args.target.name}.toml"
     lines = [
         f"# {args.target.name}",
         "",
         f"A {model.num_parameters() / 1e6:.2f}M-parameter {kind} model for the **{args.task}** task of unmask, "
-        f"trained from scratch with `unmask train` on this project's own generated data "
-        f"(`unmask.tasks`, train split; the test split is disjoint by construction).",
+        f"trained {'in stages (below)' if earlier else 'from scratch'} with `unmask train` on this project's own "
+        f"generated data (`unmask.tasks`, train split; the test split is disjoint by construction).",
         "",
         "## Training",
         "",
+        *([*earlier, "- then, starting from those weights (`model.init_from`):", ""] if earlier else []),
         "```",
         f"unmask train --config {config_file}" + (f" {args.train_args}" if args.train_args else ""),
         "```",
