@@ -37,7 +37,7 @@ def add_train_parsers(commands: Any) -> None:
     train = commands.add_parser("train", help="train a diffusion or AR model from a config file",
                                 description="Train a masked-diffusion model or the AR baseline on the same network.",
                                 epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--config", metavar="TOML", help="training config (default: built-in defaults)")
+    train.add_argument("--config", metavar="TOML", help="training config; it may start with extends = \"base.toml\" to take the fields it does not set from another file (default: built-in defaults)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                        help="override one config field, e.g. optim.lr=3e-4 (repeatable)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in run.out_dir")

@@ -121,6 +121,43 @@ def test_bad_files(tmp_path) -> None:
         load_config(unknown)
 
 
+def test_extends_merges_field_by_field_over_the_base(tmp_path) -> None:
+    (tmp_path / "base.toml").write_text(TOML)
+    sub = tmp_path / "pairs"
+    sub.mkdir()
+    (sub / "child.toml").write_text('extends = "../base.toml"\n[objective]\nkind = "diffusion"\n'
+                                    '[run]\nout_dir = "runs/y"\n')
+    (sub / "grandchild.toml").write_text('extends = "child.toml"\n[optim]\nmax_steps = 5\n')
+    base, child = load_config(tmp_path / "base.toml"), load_config(sub / "child.toml")
+    assert (child.objective.kind, child.run.out_dir) == ("diffusion", "runs/y")
+    # the rest of each named section, and the sections the child leaves out, come from the base
+    assert child.objective.normalisation == "sequence" and child.run.progress is False
+    assert (child.model, child.data, child.optim) == (base.model, base.data, base.optim)
+    grandchild = load_config(sub / "grandchild.toml", ["optim.lr=0.5"])
+    assert (grandchild.optim.max_steps, grandchild.optim.lr, grandchild.optim.betas) == (5, 0.5, (0.8, 0.9))
+    assert grandchild.objective.kind == "diffusion" and grandchild.model.hidden_size == 48
+
+
+def test_extends_errors_name_the_file(tmp_path) -> None:
+    missing = tmp_path / "missing_base.toml"
+    missing.write_text('extends = "nowhere.toml"\n')
+    with pytest.raises(TrainConfigError, match=r"missing_base.toml: extends 'nowhere.toml', but .*nowhere.toml does not exist"):
+        load_config(missing)
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(TrainConfigError, match="'extends' forms a cycle"):
+        load_config(tmp_path / "a.toml")
+    number = tmp_path / "number.toml"
+    number.write_text("extends = 3\n")
+    with pytest.raises(TrainConfigError, match="number.toml: extends must be the path of another config file, got 3"):
+        load_config(number)
+    (tmp_path / "base.toml").write_text(TOML)
+    late = tmp_path / "late.toml"
+    late.write_text('[optim]\nlr = 2\nextends = "base.toml"\n')  # inside [optim]: not the top-level key
+    with pytest.raises(TrainConfigError, match="unknown field optim.extends"):
+        load_config(late)
+
+
 def test_cli_reports_config_errors_in_one_line(capsys) -> None:
     assert main(["train", "--set", "optim.lr=fast"]) == 2
     assert capsys.readouterr().err.strip() == "error: optim.lr must be of type float, got 'fast'"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from unmask.train import TrainConfig, load_config
-from unmask.train.config import RESUME_MUTABLE
+from unmask.train.config import RESUME_MUTABLE, config_differences
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.toml"))
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").rglob("*.toml"))
 PAIRS = [(path, path.with_name(path.name.replace("diffusion", "ar"))) for path in CONFIGS if "diffusion" in path.name]
 PAIRS = [(diffusion, ar) for diffusion, ar in PAIRS if ar.exists()]
 
@@ -67,3 +69,20 @@ def test_init_from_names_a_shipped_run(path: Path) -> None:
     source = load_config(str(_writer(config.model.init_from)), [])
     assert asdict(source.model) == asdict(config.model) | {"init_from": source.model.init_from}
     assert asdict(source.data) == asdict(config.data)
+
+
+MODEL_DIRS = sorted(p.parent for p in [*ROOT.glob("models/*/training_config.json"), *ROOT.glob("runs/*/model/training_config.json")])
+
+
+def test_committed_models_are_found() -> None:
+    assert {"planning-diffusion", "planning-ar", "sudoku-diffusion", "sudoku-ar"} <= {p.name for p in MODEL_DIRS}
+
+
+@pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_model_was_trained_by_its_shipped_config(model_dir: Path) -> None:
+    """The config a model records is what its shipped config file resolves to today (``extends``
+    included): a model card's ``unmask train --config`` command retrains it, and --resume accepts it."""
+    saved = TrainConfig.from_dict(json.loads((model_dir / "training_config.json").read_text()), str(model_dir))
+    writers = [path for path in CONFIGS if load_config(str(path), []).run.out_dir == saved.run.out_dir]
+    assert len(writers) == 1, f"{model_dir}: {len(writers)} shipped configs write run.out_dir = {saved.run.out_dir!r}"
+    assert config_differences(saved, load_config(str(writers[0]), [])) == []

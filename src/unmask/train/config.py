@@ -215,18 +215,19 @@ RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", 
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Read a TOML file (or start from defaults when ``path`` is None) and apply ``a.b=value`` overrides."""
+    """Read a TOML file (or start from defaults when ``path`` is None) and apply ``a.b=value`` overrides.
+
+    A file may start with ``extends = "other.toml"`` (a path relative to the file itself): the
+    other file is read first and this file's fields replace its fields one by one, so an AR
+    baseline or a continuation names only what differs from the run it pairs with. Chains are
+    followed; a cycle is an error. The result is one flat config, which is what checkpoints and
+    exported models record.
+    """
     data: dict[str, Any] = {}
     where = "--set overrides"
     if path is not None:
-        file = Path(path)
-        where = str(file)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TrainConfigError(f"config file not found: {file}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise TrainConfigError(f"{file}: invalid TOML: {error}") from None
+        where = str(path)
+        data = _read_with_bases(Path(path), ())
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or key.count(".") != 1:
@@ -237,6 +238,41 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             raise TrainConfigError(f"{where}: [{section}] must be a table of fields")
         data[section][name] = _parse_override(text.strip())
     return TrainConfig.from_dict(data, where)
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrainConfigError(f"config file not found: {file}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise TrainConfigError(f"{file}: invalid TOML: {error}") from None
+
+
+def _read_with_bases(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """``file``'s tables merged over those of the file it ``extends`` (recursively)."""
+    resolved = file.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise TrainConfigError(f"{file}: 'extends' forms a cycle: {cycle}")
+    data = _read_toml(file)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str) or not base_name:
+        raise TrainConfigError(f"{file}: extends must be the path of another config file, got {base_name!r}")
+    base_file = file.parent / base_name
+    if not base_file.exists():
+        raise TrainConfigError(f"{file}: extends {base_name!r}, but {base_file} does not exist")
+    merged = _read_with_bases(base_file, (*chain, resolved))
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise TrainConfigError(f"{file}: [{section}] must be a table of fields (is 'extends' the first line?)")
+        base_table = merged.setdefault(section, {})
+        if not isinstance(base_table, dict):
+            raise TrainConfigError(f"{base_file}: [{section}] must be a table of fields")
+        base_table.update(table)
+    return merged
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
