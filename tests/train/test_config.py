@@ -138,24 +138,18 @@ def test_extends_merges_field_by_field_over_the_base(tmp_path) -> None:
     assert grandchild.objective.kind == "diffusion" and grandchild.model.hidden_size == 48
 
 
-def test_extends_errors_name_the_file(tmp_path) -> None:
-    missing = tmp_path / "missing_base.toml"
-    missing.write_text('extends = "nowhere.toml"\n')
-    with pytest.raises(TrainConfigError, match=r"missing_base.toml: extends 'nowhere.toml', but .*nowhere.toml does not exist"):
-        load_config(missing)
-    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
-    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
-    with pytest.raises(TrainConfigError, match="'extends' forms a cycle"):
-        load_config(tmp_path / "a.toml")
-    number = tmp_path / "number.toml"
-    number.write_text("extends = 3\n")
-    with pytest.raises(TrainConfigError, match="number.toml: extends must be the path of another config file, got 3"):
-        load_config(number)
-    (tmp_path / "base.toml").write_text(TOML)
-    late = tmp_path / "late.toml"
-    late.write_text('[optim]\nlr = 2\nextends = "base.toml"\n')  # inside [optim]: not the top-level key
-    with pytest.raises(TrainConfigError, match="unknown field optim.extends"):
-        load_config(late)
+@pytest.mark.parametrize(("files", "message"), [
+    ({"start.toml": 'extends = "nowhere.toml"\n'}, r"start.toml: extends 'nowhere.toml', but .*nowhere.toml does not exist"),
+    ({"start.toml": 'extends = "b.toml"\n', "b.toml": 'extends = "start.toml"\n'}, "'extends' forms a cycle"),
+    ({"start.toml": "extends = 3\n"}, "start.toml: extends must be the path of another config file, got 3"),
+    # inside [optim] it is a field of that table, not the top-level key
+    ({"start.toml": '[optim]\nlr = 2\nextends = "base.toml"\n', "base.toml": TOML}, "unknown field optim.extends"),
+], ids=["missing", "cycle", "not-a-path", "inside-a-table"])
+def test_extends_errors_name_the_file(tmp_path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(TrainConfigError, match=message):
+        load_config(tmp_path / "start.toml")
 
 
 def test_cli_reports_config_errors_in_one_line(capsys) -> None:
