@@ -34,6 +34,17 @@ def config_exporting(model_dir: str) -> str | None:
     return str(found[0].relative_to(ROOT)) if len(found) == 1 else None
 
 
+def wall_minutes(steps: list[dict]) -> float:
+    """Training wall time over every session of a run: ``elapsed_s`` restarts from 0 when a run is
+    resumed, so each session's last value before a restart is added up."""
+    total, last = 0.0, 0.0
+    for row in steps:
+        if row["elapsed_s"] < last:
+            total += last
+        last = row["elapsed_s"]
+    return (total + last) / 60
+
+
 def lineage(training: dict) -> list[str]:
     """Card lines for the runs a continued model (``model.init_from``) started from, oldest first."""
     lines: list[str] = []
@@ -48,7 +59,7 @@ def lineage(training: dict) -> list[str]:
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
         steps = [m for m in rows if "loss" in m]
         config = config_exporting(source)
-        done = (f"{steps[-1]['step']} steps, {steps[-1]['elapsed_s'] / 60:.1f} min with {before['run']['threads']} thread(s)"
+        done = (f"{steps[-1]['step']} steps, {wall_minutes(steps):.1f} min, the last session with {before['run']['threads']} thread(s)"
                 if steps else "its metrics are not on this machine")
         lines.insert(0, f"`unmask train --config {config}` ({done}), which exports `{source}`" if config else
                      f"the run that exported `{source}` ({done}; no shipped config makes it)")
@@ -110,8 +121,8 @@ def main() -> int:
         "",
         f"- steps: {steps[-1]['step'] if steps else '?'} (learning-rate schedule of {training['optim']['max_steps']} steps) "
         f"(batch {training['optim']['batch_size']}), final training loss {steps[-1]['loss']:.4f}" if steps else "- steps: ?",
-        f"- wall time: {steps[-1]['elapsed_s'] / 60:.1f} min on CPU with {training['run']['threads']} thread(s) "
-        f"(2-core machine shared with other jobs; elapsed time of the last session if the run was resumed)" if steps else "",
+        f"- wall time: {wall_minutes(steps):.1f} min on CPU, summed over the sessions of a resumed run; "
+        f"{training['run']['threads']} thread(s) in the last one (2-core machine shared with other jobs)" if steps else "",
         f"- validation accuracy during training: " + ", ".join(f"step {e['step']}: {e['eval_accuracy']:.1%}" for e in evals[-4:]),
         *[f"- {note}" for note in args.note],
         "",
