@@ -15,39 +15,31 @@ there to take instead.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 
 import torch
 
 import unmask
-from unmask.evaluate import check_model_fits_task, decode_params
+from unmask.evaluate import decode_params
 from unmask.tasks import draw, get_task
 from unmask.tasks.sudoku import CELLS, find_singles
 
+from sudoku_probe_common import load_diffusion_model, probe_parser, prompts_and_solutions
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="model directory")
-    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
-    parser.add_argument("--n", type=int, default=300, help="test puzzles drawn before the givens filter")
+    parser = probe_parser(__doc__, "test puzzles drawn before the givens filter", 300)
     parser.add_argument("--max-givens", type=int, default=27, help="keep puzzles with at most this many givens")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
     parser.add_argument("--remasking", default="margin")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
-    model = unmask.load(args.model)
-    if model.config.attention == "causal":
-        parser.error("an AR model fills the cells in reading order; this probe is for diffusion models")
-    check_model_fits_task(model, task)
+    model = load_diffusion_model(parser, args.model, task, "an AR model fills the cells in reading order; this probe is for diffusion models")
     examples = [e for e in draw(task, "test", args.n, seed=args.seed) if e.givens <= args.max_givens]
     if not examples:
         parser.error(f"none of the {args.n} puzzles has at most {args.max_givens} givens")
-    prompts = torch.tensor([task.prompt(e) for e in examples], dtype=torch.long)
-    solutions = torch.tensor([e.answer(task.vocab) for e in examples], dtype=torch.long)
+    prompts, solutions = prompts_and_solutions(task, examples)
     blank = torch.tensor([[cell == 0 for cell in e.puzzle] + [False] for e in examples])
     start = task.prompt_length
     blanks_filled = torch.zeros(len(examples), dtype=torch.long)

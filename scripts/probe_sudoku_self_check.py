@@ -24,17 +24,18 @@ one puzzle is one row; a self-check is 82 rows).
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 from torch import Tensor
 
 import unmask
-from unmask.evaluate import check_model_fits_task, decode_params
+from unmask.evaluate import decode_params
 from unmask.model import DiffusionTransformer
 from unmask.sampling.scoring import margin_confidence
 from unmask.tasks import draw, get_task
+
+from sudoku_probe_common import load_diffusion_model, probe_parser, prompts_and_solutions
 
 ROWS_PER_FORWARD = 512  # masked copies per forward in the self-check: bounds memory, not the result
 
@@ -82,25 +83,16 @@ def decode_noisy_margin(model: DiffusionTransformer, canvas: Tensor, start: int,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="model directory (a diffusion model)")
-    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
-    parser.add_argument("--n", type=int, default=600, help="test puzzles")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (which test puzzles)")
+    parser = probe_parser(__doc__, "test puzzles", 600)
     parser.add_argument("--retries", type=int, default=6, help="decodings again of a flagged puzzle, at most")
     parser.add_argument("--noise", type=float, default=0.1, help="Gumbel noise scale on the margin in a retry")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task(args.task)
-    model = unmask.load(args.model)
-    if model.config.attention == "causal":
-        parser.error("the self-check masks one position inside the answer; an AR model cannot read that")
-    check_model_fits_task(model, task)
+    model = load_diffusion_model(parser, args.model, task, "the self-check masks one position inside the answer; an AR model cannot read that")
     mask_id = model.config.mask_token_id
     examples = draw(task, "test", args.n, seed=args.seed)
-    prompts = torch.tensor([task.prompt(e) for e in examples], dtype=torch.long)
-    solutions = torch.tensor([e.answer(task.vocab) for e in examples], dtype=torch.long)
+    prompts, solutions = prompts_and_solutions(task, examples)
     start, n, length = task.prompt_length, len(examples), solutions.shape[1]
     began = time.perf_counter()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ VOCAB, MASK = 12, 11
 
 
 def _probe():
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run as a script: its helper module sits beside it
     spec = importlib.util.spec_from_file_location("probe_sudoku_self_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
