@@ -46,9 +46,9 @@ def _logits(model: DiffusionTransformer, canvas: Tensor) -> Tensor:
 
 
 @torch.inference_mode()
-def flag_by_leave_one_out(model: DiffusionTransformer, canvas: Tensor, start: int, mask_id: int) -> Tensor:
-    """[B] bool: some answer position (``canvas[:, start:]``) is not what the model picks for it
-    when that position alone is masked."""
+def leave_one_out_disagreements(model: DiffusionTransformer, canvas: Tensor, start: int, mask_id: int) -> Tensor:
+    """[B, answer length] bool: the answer position (``canvas[:, start:]``) is not what the model
+    picks for it when that position alone is masked. A grid is flagged if any is True."""
     batch, length = canvas.shape[0], canvas.shape[1] - start
     copies = canvas.repeat_interleave(length, 0)
     row = torch.arange(batch * length)
@@ -56,7 +56,7 @@ def flag_by_leave_one_out(model: DiffusionTransformer, canvas: Tensor, start: in
     copies[row, position] = mask_id
     logits = _logits(model, copies)[row, position]
     logits[:, mask_id] = float("-inf")
-    return (logits.argmax(-1).view(batch, length) != canvas[:, start:]).any(1)
+    return logits.argmax(-1).view(batch, length) != canvas[:, start:]
 
 
 @torch.inference_mode()
@@ -107,7 +107,7 @@ def main() -> int:
     rows = float(out.nfe * n)  # every row takes part in every forward of the batch (no early exit here)
     print(f"{args.model} on {args.task}, seed {args.seed}, {n} test puzzles, torch.set_num_threads({args.threads})")
     report("decode", canvas, torch.zeros(n, dtype=torch.bool), rows)
-    flagged = flag_by_leave_one_out(model, canvas, start, mask_id).clone()
+    flagged = leave_one_out_disagreements(model, canvas, start, mask_id).any(1).clone()
     rows += n * length
     report("self-check", canvas, flagged, rows)
     generator = torch.Generator().manual_seed(args.seed)
@@ -117,7 +117,7 @@ def main() -> int:
         if len(todo) == 0:
             break
         retried, retry_rows = decode_noisy_margin(model, blank[todo], start, mask_id, args.noise, generator)
-        still = flag_by_leave_one_out(model, retried, start, mask_id)
+        still = leave_one_out_disagreements(model, retried, start, mask_id).any(1)
         rows += retry_rows + len(todo) * length
         canvas[todo[~still]] = retried[~still]
         flagged[todo[~still]] = False
