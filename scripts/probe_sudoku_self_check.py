@@ -104,7 +104,7 @@ def main() -> int:
 
     out = unmask.generate(model, prompts, seed=args.seed, **decode_params(model, task, {}))
     canvas = out.sequences.clone()
-    rows = float(out.nfe * n)  # every row takes part in every forward of the batch (no early exit here)
+    rows = float(out.nfe * n)  # every row in every forward of the batch: true without stop_at_eos, an overcount with it
     print(f"{args.model} on {args.task}, seed {args.seed}, {n} test puzzles, torch.set_num_threads({args.threads})")
     report("decode", canvas, torch.zeros(n, dtype=torch.bool), rows)
     flagged = leave_one_out_disagreements(model, canvas, start, mask_id).any(1).clone()

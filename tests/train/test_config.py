@@ -136,6 +136,10 @@ def test_extends_merges_field_by_field_over_the_base(tmp_path) -> None:
     grandchild = load_config(sub / "grandchild.toml", ["optim.lr=0.5"])
     assert (grandchild.optim.max_steps, grandchild.optim.lr, grandchild.optim.betas) == (5, 0.5, (0.8, 0.9))
     assert grandchild.objective.kind == "diffusion" and grandchild.model.hidden_size == 48
+    # a bad field in a base file: the error names the whole chain, so the base can be found
+    (tmp_path / "base.toml").write_text(TOML.replace("[optim]", "[optim]\nmomentum = 0.9"))
+    with pytest.raises(TrainConfigError, match=r"grandchild.toml \(extending .*child.toml -> .*base.toml\): unknown field optim.momentum"):
+        load_config(sub / "grandchild.toml")
 
 
 @pytest.mark.parametrize(("files", "message"), [

@@ -226,8 +226,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     data: dict[str, Any] = {}
     where = "--set overrides"
     if path is not None:
-        where = str(path)
-        data = _read_with_bases(Path(path), ())
+        data, bases = _read_with_bases(Path(path), ())
+        # a bad field may sit in any file of the chain: name them all
+        where = str(path) if not bases else f"{path} (extending {' -> '.join(str(b) for b in bases)})"
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or key.count(".") != 1:
@@ -249,8 +250,9 @@ def _read_toml(file: Path) -> dict[str, Any]:
         raise TrainConfigError(f"{file}: invalid TOML: {error}") from None
 
 
-def _read_with_bases(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    """``file``'s tables merged over those of the file it ``extends`` (recursively)."""
+def _read_with_bases(file: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[Path]]:
+    """``file``'s tables merged over those of the file it ``extends`` (recursively), and the files
+    it extends, nearest first."""
     resolved = file.resolve()
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain, resolved))
@@ -258,13 +260,13 @@ def _read_with_bases(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     data = _read_toml(file)
     base_name = data.pop("extends", None)
     if base_name is None:
-        return data
+        return data, []
     if not isinstance(base_name, str) or not base_name:
         raise TrainConfigError(f"{file}: extends must be the path of another config file, got {base_name!r}")
     base_file = file.parent / base_name
     if not base_file.exists():
         raise TrainConfigError(f"{file}: extends {base_name!r}, but {base_file} does not exist")
-    merged = _read_with_bases(base_file, (*chain, resolved))
+    merged, bases = _read_with_bases(base_file, (*chain, resolved))
     for section, table in data.items():
         if not isinstance(table, dict):
             raise TrainConfigError(f"{file}: [{section}] must be a table of fields (is 'extends' the first line?)")
@@ -272,7 +274,7 @@ def _read_with_bases(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         if not isinstance(base_table, dict):
             raise TrainConfigError(f"{base_file}: [{section}] must be a table of fields")
         base_table.update(table)
-    return merged
+    return merged, [base_file, *bases]
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
