@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import unmask
 from unmask.config import ModelConfig
 from unmask.model import DiffusionTransformer
+
+from ..sampling.test_ar import FixedLogits
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "probe_sudoku_self_check.py"
 VOCAB, MASK = 12, 11
@@ -67,28 +68,20 @@ def test_leave_one_out_matches_one_position_at_a_time() -> None:
     assert bool((expected.any(1) & ~expected.all(1)).any())
 
 
-class OrderRevealingModel(nn.Module):
+class OrderRevealingModel(FixedLogits):
     """Fixed distributions per position whose top token moves on by one with every position filled,
     so the decoded tokens spell out the order the positions were filled in. Position 1 is the
     most probable, position 2 the most decisive (largest margin): top probability and top margin
-    disagree."""
+    disagree. Vocabulary of 7, the last (6) the mask."""
 
     def __init__(self, start: int) -> None:
-        super().__init__()
+        super().__init__(torch.zeros(1, 1, 7))
         self.start = start
         probs = torch.tensor([[0.30, 0.25, 0.15, 0.10, 0.10, 0.10],
                               [0.60, 0.39, 0.01, 0.00, 0.00, 0.00],   # top-1 0.60, margin 0.21
                               [0.55, 0.15, 0.10, 0.10, 0.10, 0.00],   # top-1 0.55, margin 0.40
                               [0.40, 0.35, 0.25, 0.00, 0.00, 0.00]])
         self.log_probs = torch.log(probs.clamp(min=1e-9))
-        self.config = ModelConfig(vocab_size=7, hidden_size=8, num_layers=1, num_heads=2, num_kv_heads=2,
-                                  intermediate_size=8, mask_token_id=6)
-        self.generation_config: dict = {}
-        self.anchor = nn.Parameter(torch.zeros(1))
-
-    @property
-    def device(self) -> torch.device:
-        return self.anchor.device
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None) -> torch.Tensor:
         filled = (ids[:, self.start:] != 6).sum(1)
