@@ -148,11 +148,14 @@ def test_model_of_another_task_is_refused() -> None:
         evaluate(Oracle(planning), "sudoku", n=2)
 
 
-def tiny_task_model(directory: Path, task_name: str, kind: str) -> Path:
+def tiny_task_model(directory: Path, task_name: str, kind: str, learned_positions: bool = False) -> Path:
+    """A random one-layer model of the task's shape. With RoPE alone it predicts one token at every
+    masked position; ``learned_positions`` makes its answers vary by position."""
     task = get_task(task_name)
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=task.vocab.size, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=2,
                          intermediate_size=32, attention="causal" if kind == "ar" else "bidirectional",
+                         learned_positions=learned_positions,
                          mask_token_id=task.vocab.mask, eos_token_id=task.vocab.eos, pad_token_id=task.vocab.pad,
                          max_position_embeddings=task.prompt_length + task.answer_length)
     model = DiffusionTransformer(config)
@@ -218,3 +221,33 @@ def test_sudoku_wide_is_reported_by_givens_count(tmp_path: Path) -> None:
     assert {group: total for group, (_, total) in report.by_group.items()} == counts
     assert set(report.to_json()["by_givens"]) == set(counts)
     assert evaluate(model, "sudoku", draw("sudoku", "test", 2, 0), steps=9).to_json().keys().isdisjoint({"by_givens", "by_pd"})
+
+
+def test_self_check_report_is_paired_with_the_plain_decode(tmp_path: Path) -> None:
+    model = unmask.load(tiny_task_model(tmp_path, "planning", "diffusion", learned_positions=True))
+    task = get_task("planning")
+    plain = evaluate(model, task, n=16, seed=1, batch_size=6)
+    checked = evaluate(model, task, n=16, seed=1, batch_size=6, self_check_retries=2)
+    summary = checked.self_check
+    assert plain.self_check is None and summary is not None
+    assert summary.first_solved == plain.solved  # the first decode is the plain decode, example by example
+    assert summary.flagged_wrong + summary.unflagged_wrong == plain.n - plain.correct
+    assert summary.flagged >= summary.flagged_wrong and summary.flagged > 0  # a random model's answers get flagged
+    assert summary.replaced + summary.still_flagged == summary.flagged
+    assert summary.retries <= 2 * summary.flagged
+    # forward rows per example: decode + check for all, and again for every retry
+    per_decode = plain.nfe + task.answer_length
+    assert checked.nfe == pytest.approx(per_decode + summary.retries * per_decode / checked.n)
+    assert checked.tokens_per_forward == pytest.approx(task.answer_length / checked.nfe)
+    data = checked.to_json()["self_check"]
+    assert data["first_accuracy"] == pytest.approx(plain.accuracy) and data["flagged"] == summary.flagged
+
+
+def test_eval_cli_self_check_text_and_refusals(tmp_path: Path) -> None:
+    model = tiny_task_model(tmp_path, "planning", "diffusion")
+    base = [sys.executable, "-m", "unmask.cli", "eval", "--model", str(model), "--task", "planning", "--n", "4", "--threads", "1"]
+    done = subprocess.run(base + ["--self-check-retries", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "self-check: without it" in done.stdout and "still flagged" in done.stdout
+    refused = subprocess.run(base + ["--self-check-retries", "1", "--threshold", "0.9"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "self_check_retries" in refused.stderr and "Traceback" not in refused.stderr

@@ -26,6 +26,7 @@ from unmask.sampling.dream import dream_generate
 from unmask.sampling.dream_block import dream_block_generate
 from unmask.sampling.family import decoding_family
 from unmask.sampling.llada import llada_generate
+from unmask.sampling.self_check import self_checked_generate
 from unmask.sampling.params import DreamParams, LLaDAParams, ParamError, resolve
 from unmask.sampling.result import GenerateOutput, Recorder, StepCallback
 from unmask.tokenizer import Tokenizer
@@ -88,6 +89,8 @@ def generate(
         prompt = _pads_without_mask_id(prompt, mask, llada.mask_id, model)
         if llada.uses_engine:
             out = _engine_generate(model, prompt, llada, mask, generator, on_step)
+        elif llada.self_check_retries is not None:
+            out = self_checked_generate(model, prompt, llada, attention_mask=mask, generator=generator, callback=on_step)
         else:
             out = llada_generate(model, prompt, llada, attention_mask=mask, generator=generator, callback=on_step)
     # the prompt exactly as given (pads included); plain tensors, usable outside inference mode

@@ -28,8 +28,14 @@ Examples are drawn from the task's test split (disjoint from training by constru
 --seed picks a different sample of it. Decoding defaults come from the model's
 generation_config.json; --remasking/--steps/--threshold override them for diffusion models.
 
+With --self-check-retries every answer is checked by the model itself (each answer position
+masked alone must come back as decoded); the report also gives the accuracy without the
+check on the same examples, and nfe counts the check's forward rows.
+
 JSON: {"model", "task", "n", "accuracy", "ci95": [lo, hi], "by_pd": {...} (planning), "nfe",
-"tokens_per_forward", "seconds", "threads"}
+"tokens_per_forward", "seconds", "threads"}, plus with the self-check "self_check":
+{"first_accuracy", "flagged", "flagged_wrong", "unflagged_wrong", "retries", "replaced",
+"replaced_right", "still_flagged"}
 """
 
 
@@ -64,6 +70,13 @@ def add_train_parsers(commands: Any) -> None:
     evaluate.add_argument("--gamma", type=float, default=None, help="knob of policy eb (entropy budget)")
     evaluate.add_argument("--low-threshold", type=float, default=None, help="knob of policy hierarchical")
     evaluate.add_argument("--cache", choices=("prefix", "dual"), default=None, help="approximate KV cache of diffusion decoding")
+    evaluate.add_argument("--order-noise", type=float, default=None,
+                          help="Gumbel noise added to the unmasking confidences (randomises the order; default 0)")
+    evaluate.add_argument("--self-check-retries", type=int, default=None, metavar="N",
+                          help="leave-one-out self-check of every answer; a flagged answer is decoded again up to N "
+                               "times with order noise (0: check and report only). Costs about 2x the forwards")
+    evaluate.add_argument("--retry-order-noise", type=float, default=None,
+                          help="order noise of a self-check retry (default 0.1)")
     evaluate.add_argument("--output", choices=("text", "json"), default="text")
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -120,7 +133,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = unmask.load(args.model, device=args.device)
-    options = ("remasking", "steps", "threshold", "policy", "factor", "gamma", "low_threshold", "cache")
+    options = ("remasking", "steps", "threshold", "policy", "factor", "gamma", "low_threshold", "cache",
+               "order_noise", "self_check_retries", "retry_order_noise")
     overrides = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
     if overrides and model.config.attention == "causal":
         raise ParamError(f"{', '.join('--' + k.replace('_', '-') for k in overrides)} apply to diffusion models; {args.model} is autoregressive")
@@ -135,6 +149,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if report.group_name:
         cells = "  ".join(f"{report.group_name.upper()}{group}: {acc:.0%}" for group, acc in report.group_accuracy().items())
         print(f"  {cells}")
+    if report.self_check is not None:
+        check = report.self_check
+        print(f"  self-check: without it {check.first_correct / report.n:.1%}; flagged {check.flagged} first answers "
+              f"({check.flagged_wrong} of them wrong), passed {check.unflagged_wrong} wrong ones; "
+              f"{check.retries} retries replaced {check.replaced} answers ({check.replaced_right} now right), "
+              f"{check.still_flagged} still flagged")
     print(f"  nfe {report.nfe:.1f}  tokens/forward {report.tokens_per_forward:.2f}  {report.seconds:.1f} s  threads {data['threads']}")
     return 0
 

@@ -18,6 +18,7 @@ import torch
 
 from unmask.model import DiffusionTransformer
 from unmask.sampling.params import ParamError
+from unmask.sampling.result import SelfCheckReport
 from unmask.tasks import TASKS, Task, draw, get_task
 
 
@@ -35,6 +36,7 @@ class EvalReport:
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     solved: list[bool] = field(default_factory=list)  # per example, in order: for paired comparisons
+    self_check: SelfCheckSummary | None = None  # with self_check_retries: the first decode and the check
 
     @property
     def accuracy(self) -> float:
@@ -57,7 +59,48 @@ class EvalReport:
         }
         if self.group_name:
             data[f"by_{self.group_name}"] = self.group_accuracy()
+        if self.self_check is not None:
+            data["self_check"] = self.self_check.to_json(self.n)
         return data
+
+
+@dataclass
+class SelfCheckSummary:
+    """What the self-check did over an evaluation, scored against the task's answers.
+
+    ``first_solved`` is the accuracy the same decode has without the self-check (its first
+    answers), on the same examples: compare with :func:`paired_comparison`-style counts.
+    """
+
+    first_solved: list[bool] = field(default_factory=list)
+    flagged: int = 0  # first answers that failed the check
+    flagged_wrong: int = 0  # ... of which really wrong
+    unflagged_wrong: int = 0  # wrong first answers the check passed (missed)
+    retries: int = 0  # retry decodes run, over all examples
+    replaced: int = 0  # first answers replaced by a retry that passed its check
+    replaced_right: int = 0  # ... where the retry is right
+    still_flagged: int = 0  # rows returned with an answer that fails its check
+
+    @property
+    def first_correct(self) -> int:
+        return sum(self.first_solved)
+
+    def to_json(self, n: int) -> dict[str, Any]:
+        return {"first_accuracy": self.first_correct / n if n else 0.0, "flagged": self.flagged,
+                "flagged_wrong": self.flagged_wrong, "unflagged_wrong": self.unflagged_wrong,
+                "retries": self.retries, "replaced": self.replaced, "replaced_right": self.replaced_right,
+                "still_flagged": self.still_flagged}
+
+    def add(self, first_ok: list[bool], final_ok: list[bool], report: SelfCheckReport) -> None:
+        for first, final, flagged, tries, passed in zip(first_ok, final_ok, report.flagged_first, report.retries, report.passed):
+            self.first_solved.append(first)
+            self.flagged += flagged
+            self.flagged_wrong += flagged and not first
+            self.unflagged_wrong += not flagged and not first
+            self.retries += tries
+            self.replaced += flagged and passed
+            self.replaced_right += flagged and passed and final
+            self.still_flagged += not passed
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -155,8 +198,12 @@ def evaluate(
         nfe_total += out.nfe
         committed += sum(sum(step) for step in out.commits_per_forward)
         row_forwards += sum(out.forwards_per_row)
-        for example, row in zip(chunk, out.tokens.tolist()):
-            ok = task.score(example, row)
+        chunk_solved = [task.score(example, row) for example, row in zip(chunk, out.tokens.tolist())]
+        if out.self_check is not None:
+            report.self_check = report.self_check or SelfCheckSummary()
+            first_solved = [task.score(example, row) for example, row in zip(chunk, out.self_check.first_tokens.tolist())]
+            report.self_check.add(first_solved, chunk_solved, out.self_check)
+        for example, ok in zip(chunk, chunk_solved):
             report.correct += ok
             report.solved.append(ok)
             if task.group_of is not None:

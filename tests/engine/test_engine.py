@@ -203,6 +203,10 @@ def test_requests_are_checked_before_decoding() -> None:
         engine.run([EngineRequest([5], {"gamma": 0.3})])
     with pytest.raises(ParamError, match="policy must be one of"):
         engine.run([EngineRequest([5], {"policy": "greedy"})])
+    # reference-loop options the engine's loop does not run: refused, never silently ignored
+    for knob in ({"order_noise": 0.1}, {"self_check_retries": 2}):
+        with pytest.raises(ParamError, match="the engine does not run them"):
+            engine.run([EngineRequest([5], knob)])
 
 
 def test_incompatible_requests_are_grouped_apart() -> None:

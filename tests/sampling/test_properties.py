@@ -148,6 +148,7 @@ CONFIGS: dict[str, Config] = {
     "llada_random_t0": Config("llada", lambda: llada_params(remasking="random", temperature=0.0), stochastic=True),
     "llada_random_temp": Config("llada", lambda: llada_params(remasking="random", temperature=TEMPERATURE), stochastic=True),
     "llada_cfg": Config("llada", lambda: llada_params(cfg_scale=st.sampled_from([0.5, 1.0, 3.0]), temperature=st.sampled_from([0.0, 1.0])), stochastic=True),
+    "llada_order_noise": Config("llada", lambda: llada_params(order_noise=st.sampled_from([0.01, 0.1, 1.0]), remasking=st.sampled_from(["low_confidence", "margin"])), stochastic=True),
     # Fast-dLLM
     "fast_threshold": Config("llada", lambda: llada_params(threshold=THRESHOLD)),
     "fast_threshold_temp": Config("llada", lambda: llada_params(threshold=THRESHOLD, temperature=TEMPERATURE), stochastic=True),

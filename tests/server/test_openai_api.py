@@ -152,6 +152,8 @@ def test_diffusion_knobs_and_unknown_fields(chat_server: Any) -> None:
     assert extension(fixed)["nfe"] <= 16
     assert extension(fast)["nfe"] < extension(fixed)["nfe"]  # threshold commits many tokens per forward
     assert extension(fast)["tokens_per_forward"] > 1
+    with pytest.raises(openai.BadRequestError, match="engine does not run"):
+        api.completions.create(model="tiny-chat", prompt="Sudoku", max_tokens=16, extra_body={"self_check_retries": 2})
 
 
 def test_token_id_prompts_are_accepted(planning_server: Any, planning_model: Any) -> None:

@@ -11,6 +11,7 @@ Deliberate differences from the reference (its bugs; see docs/decoding.md):
 * ``confidence_eos_eot_inf`` zeroes the confidence of EOS *and* EoT at every temperature (the
   reference's chained assignment only reaches EoT when temperature > 0).
 * CFG works without an ``attention_mask`` (the reference raises UnboundLocalError).
+* ``order_noise`` (an unmask option, 0 by default) perturbs the confidences before the top-k.
 * ``attention_mask`` is honoured: pads are never attended and positions count from each row's
   first real token (the pre-October-2025 HF forward ignored it).
 """
@@ -65,6 +66,14 @@ def eos_ids(model: DiffusionTransformer, params: LLaDAParams) -> tuple[int | Non
     return eos, [i for i in (eos, eot) if i is not None]
 
 
+def perturb_order(confidence: Tensor, scale: float, generator: torch.Generator | None) -> Tensor:
+    """``confidence + scale x Gumbel`` in float64: the top-k of the result is a random order that
+    favours confident positions more the smaller ``scale`` is (unmask's ``order_noise``)."""
+    uniform = torch.rand(confidence.shape, dtype=torch.float64, device=confidence.device, generator=generator)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
+    return confidence.to(torch.float64) + scale * gumbel
+
+
 @torch.inference_mode()
 def llada_generate(
     model: DiffusionTransformer,
@@ -100,6 +109,8 @@ def llada_generate(
                 confidence = proposal_confidence(probs, proposal, params.remasking)
             else:
                 confidence = torch.rand(canvas.shape, device=canvas.device, generator=generator)
+            if params.order_noise > 0:
+                confidence = perturb_order(confidence, params.order_noise, generator)
             candidates = masked & (positions < block_end)
             commit = select_top_k(confidence, candidates, counts[:, step])
             canvas = torch.where(commit, proposal, canvas)

@@ -17,6 +17,7 @@ REMASKING = ("low_confidence", "random", "margin", "entropy")
 DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "confidence_threshold")
 CACHES = (None, "prefix", "dual")
 POLICY_NAMES = ("fixed", "threshold", "factor", "eb", "hierarchical")
+DEFAULT_RETRY_ORDER_NOISE = 0.1  # measured on the Sudoku model: enough to change the order, not the tokens
 
 
 class ParamError(ValueError):
@@ -28,7 +29,14 @@ class LLaDAParams:
     """LLaDA ``generate()`` keywords, plus Fast-dLLM's ``threshold``/``factor`` and ``cache``, and
     unmask's engine options: ``policy`` (see :mod:`unmask.sampling.policies`) with its knobs
     ``gamma`` (eb) and ``low_threshold`` (hierarchical), and ``stop_at_eos`` (a row stops once it
-    has committed EOS with everything before it committed; its later positions become EOS)."""
+    has committed EOS with everything before it committed; its later positions become EOS).
+
+    Reference-loop extensions (not in LLaDA's code; 0/None leaves its semantics untouched):
+    ``order_noise`` adds ``order_noise`` x Gumbel noise to each candidate's confidence before the
+    top-k choice, so the *order* of filling is randomised while every token stays the one the
+    decoder would pick; ``self_check_retries`` turns on the leave-one-out self-check of
+    :mod:`unmask.sampling.self_check` (0: check and report only; N: decode a flagged row again
+    up to N times, with ``retry_order_noise``, default 0.1, as its order noise)."""
 
     gen_length: int = 128
     steps: int = 128
@@ -46,6 +54,13 @@ class LLaDAParams:
     gamma: float | None = None
     low_threshold: float | None = None
     stop_at_eos: bool = False
+    order_noise: float = 0.0
+    self_check_retries: int | None = None
+    retry_order_noise: float | None = None
+
+    @property
+    def effective_retry_order_noise(self) -> float:
+        return DEFAULT_RETRY_ORDER_NOISE if self.retry_order_noise is None else self.retry_order_noise
 
     @property
     def uses_engine(self) -> bool:
@@ -100,6 +115,7 @@ class LLaDAParams:
         if self.threshold is not None and self.factor is not None:
             raise ParamError("pass threshold or factor, not both")
         self._validate_policy()
+        self._validate_order_options()
         if self.cache not in CACHES:
             raise ParamError(f"cache must be 'prefix', 'dual' or None, got {self.cache!r}")
         if self.remasking == "entropy" and self.policy_name in ("threshold", "factor", "hierarchical"):
@@ -108,6 +124,27 @@ class LLaDAParams:
             raise ParamError("cfg_scale is not supported together with threshold/factor/cache (Fast-dLLM has no CFG)")
         if self.uses_engine and (self.logits_eos_inf or self.confidence_eos_eot_inf):
             raise ParamError("logits_eos_inf/confidence_eos_eot_inf are LLaDA generate() knobs; Fast-dLLM decoders have none")
+
+    def _validate_order_options(self) -> None:
+        _non_negative(self, "order_noise")
+        _numbers(self, "retry_order_noise")
+        if self.retry_order_noise is not None and self.retry_order_noise < 0:
+            raise ParamError(f"retry_order_noise must be >= 0, got {self.retry_order_noise!r}")
+        retries = self.self_check_retries
+        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
+            raise ParamError(f"self_check_retries must be an integer >= 0 (or None: no self-check), got {retries!r}")
+        if self.retry_order_noise is not None and retries is None:
+            raise ParamError("retry_order_noise applies only with self_check_retries (the order noise of a retry)")
+        if self.order_noise > 0 and self.remasking == "random":
+            raise ParamError("order_noise perturbs a confidence score; remasking='random' has none (its order is already random)")
+        engine_options = "threshold/factor/cache/policy/stop_at_eos"
+        if self.order_noise > 0 and self.uses_engine:
+            raise ParamError(f"order_noise is an option of the reference loop; it cannot be combined with {engine_options}")
+        if retries is not None and self.uses_engine:
+            raise ParamError(f"self_check_retries decodes with the reference loop; it cannot be combined with {engine_options}")
+        if retries and self.effective_retry_order_noise == 0 and self.temperature == 0 and self.remasking != "random":
+            raise ParamError("retry_order_noise=0 at temperature 0 would decode every retry exactly like the first; "
+                             "use retry_order_noise > 0 (default 0.1)")
 
     def _validate_policy(self) -> None:
         if self.policy is not None and self.policy not in POLICY_NAMES:

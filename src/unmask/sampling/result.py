@@ -14,6 +14,21 @@ StepCallback = Callable[[int, Tensor, Tensor], None]
 
 
 @dataclass
+class SelfCheckReport:
+    """Per row of the batch: what the self-check saw and did."""
+
+    first_tokens: Tensor  # [B, gen_length]: the first decode's answer, before any retry replaced it
+    flagged_first: list[bool]  # the first answer failed its check
+    retries: list[int]  # retries decoded for the row (0 when its first answer passed)
+    passed: list[bool]  # the returned answer passed its check (a first answer or an accepted retry)
+
+    @property
+    def replaced(self) -> list[bool]:
+        """Rows whose returned answer is a retry, not the first decode."""
+        return [flagged and ok for flagged, ok in zip(self.flagged_first, self.passed)]
+
+
+@dataclass
 class GenerateOutput:
     """Result of one decoding call.
 
@@ -31,6 +46,7 @@ class GenerateOutput:
     commits_per_forward: list[list[int]] = field(default_factory=list)
     # forwards each row took part in (rows leave the engine's batch early); None: every row, nfe
     row_nfe: list[int] | None = None
+    self_check: SelfCheckReport | None = None  # set by the self-checking decoder only
 
     @property
     def forwards_per_row(self) -> list[int]:
