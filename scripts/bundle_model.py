@@ -34,15 +34,29 @@ def config_exporting(model_dir: str) -> str | None:
     return str(found[0].relative_to(ROOT)) if len(found) == 1 else None
 
 
-def wall_minutes(steps: list[dict]) -> float:
-    """Training wall time over every session of a run: ``elapsed_s`` restarts from 0 when a run is
-    resumed, so each session's last value before a restart is added up."""
+def wall_minutes(records: list[dict]) -> float:
+    """Training wall time over every session of a run. ``elapsed_s`` restarts from 0 when a run is
+    resumed; a resume record (``"session": "resume"``) carries the time the interrupted session
+    had logged, records it dropped included. Older runs have no session records: there each
+    restart of ``elapsed_s`` adds the last value kept before it (time on redone steps is lost)."""
     total, last = 0.0, 0.0
-    for row in steps:
-        if row["elapsed_s"] < last:
-            total += last
-        last = row["elapsed_s"]
+    for row in records:
+        if row.get("session") == "resume":
+            total += row["interrupted_session_s"]
+            last = 0.0
+        elif "elapsed_s" in row:
+            if row["elapsed_s"] < last:
+                total += last
+            last = row["elapsed_s"]
     return (total + last) / 60
+
+
+def session_threads(records: list[dict], final_threads: int) -> str:
+    """Threads of each session, e.g. "2, 1 thread(s) in its 2 sessions", where the run recorded them."""
+    counts = [str(row["threads"]) for row in records if "session" in row]
+    if not counts:
+        return f"{final_threads} thread(s) in the last session (2-core machine shared with other jobs)"
+    return f"{', '.join(counts)} thread(s) in its {len(counts)} session(s) (2-core machine shared with other jobs)"
 
 
 def lineage(training: dict) -> list[str]:
@@ -59,7 +73,7 @@ def lineage(training: dict) -> list[str]:
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
         steps = [m for m in rows if "loss" in m]
         config = config_exporting(source)
-        done = (f"{steps[-1]['step']} steps, {wall_minutes(steps):.1f} min, the last session with {before['run']['threads']} thread(s)"
+        done = (f"{steps[-1]['step']} steps, {wall_minutes(rows):.1f} min, {session_threads(rows, before['run']['threads'])}"
                 if steps else "its metrics are not on this machine")
         lines.insert(0, f"`unmask train --config {config}` ({done}), which exports `{source}`" if config else
                      f"the run that exported `{source}` ({done}; no shipped config makes it)")
@@ -121,8 +135,8 @@ def main() -> int:
         "",
         f"- steps: {steps[-1]['step'] if steps else '?'} (learning-rate schedule of {training['optim']['max_steps']} steps) "
         f"(batch {training['optim']['batch_size']}), final training loss {steps[-1]['loss']:.4f}" if steps else "- steps: ?",
-        f"- wall time: {wall_minutes(steps):.1f} min on CPU, summed over the sessions of a resumed run; "
-        f"{training['run']['threads']} thread(s) in the last one (2-core machine shared with other jobs)" if steps else "",
+        f"- wall time: {wall_minutes(metrics):.1f} min on CPU, summed over the sessions of a resumed run; "
+        f"{session_threads(metrics, training['run']['threads'])}" if steps else "",
         f"- validation accuracy during training: " + ", ".join(f"step {e['step']}: {e['eval_accuracy']:.1%}" for e in evals[-4:]),
         *[f"- {note}" for note in args.note],
         "",

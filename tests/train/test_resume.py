@@ -112,8 +112,14 @@ def test_kill_9_between_checkpoints_then_resume_is_bit_identical(tmp_path, capsy
     else:
         pytest.fail("could not kill the training process between two checkpoints in 3 attempts")
 
+    lost_elapsed = [r["elapsed_s"] for r in metrics(killed) if "loss" in r][-1]
     assert main(cli_args(overrides) + ["--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == max_steps
+    # each session is recorded with its threads; the resume keeps the killed session's time,
+    # records of the redone steps included, though the records themselves are dropped
+    sessions = [r for r in metrics(killed) if "session" in r]
+    assert sessions == [{"step": 0, "session": "start", "threads": 1, "processes": 1},
+                        {"step": saved, "session": "resume", "threads": 1, "processes": 1, "interrupted_session_s": lost_elapsed}]
     reference = tmp_path / "reference"
     quiet_train(tiny_config(reference, *run, f"optim.max_steps={max_steps}"))
     assert len(curve(reference)) == max_steps
@@ -208,13 +214,13 @@ def test_corrupt_checkpoint_is_a_one_line_cli_error(tmp_path, capsys) -> None:
 
 def test_metrics_after_the_checkpoint_are_dropped_on_resume(tmp_path) -> None:
     path = tmp_path / "metrics.jsonl"
-    lines = [json.dumps({"step": s, "loss": 1.0 / s, "lr": 0.1}) for s in range(1, 6)]
+    lines = [json.dumps({"step": s, "loss": 1.0 / s, "lr": 0.1, "elapsed_s": float(s)}) for s in range(1, 6)]
     lines.insert(3, json.dumps({"step": 3, "eval_accuracy": 0.5}))
     path.write_text("\n".join(lines) + "\n" + '{"step": 6, "lo')  # torn by a crash mid-write
-    _truncate_metrics(path, 3)
+    assert _truncate_metrics(path, 3) == 5.0  # the interrupted session's last logged time
     assert [json.loads(line) for line in path.read_text().splitlines()] == [
-        {"step": 1, "loss": 1.0, "lr": 0.1}, {"step": 2, "loss": 0.5, "lr": 0.1},
-        {"step": 3, "loss": 1.0 / 3, "lr": 0.1}, {"step": 3, "eval_accuracy": 0.5}]
+        {"step": 1, "loss": 1.0, "lr": 0.1, "elapsed_s": 1.0}, {"step": 2, "loss": 0.5, "lr": 0.1, "elapsed_s": 2.0},
+        {"step": 3, "loss": 1.0 / 3, "lr": 0.1, "elapsed_s": 3.0}, {"step": 3, "eval_accuracy": 0.5}]
     assert metrics(tmp_path)[-1] == {"step": 3, "eval_accuracy": 0.5}
 
 

@@ -181,11 +181,14 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         start = int(state["step"])
         if rank == 0:
-            _truncate_metrics(out / METRICS_FILE, start)
+            interrupted_s = _truncate_metrics(out / METRICS_FILE, start)
+            _append_metrics(out, {"step": start, "session": "resume", "threads": torch.get_num_threads(),
+                                  "processes": world, "interrupted_session_s": round(interrupted_s, 2)})
             log(f"resumed {out} at step {start}")
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / METRICS_FILE).write_text("")
+        _append_metrics(out, {"step": 0, "session": "start", "threads": torch.get_num_threads(), "processes": world})
     wrapped: nn.Module = model
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -318,15 +321,34 @@ def _last_logged_loss(path: Path) -> float:
     return loss
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def _truncate_metrics(path: Path, step: int) -> float:
     """Drop records of steps after the checkpoint: the resumed run recomputes them identically.
+    Returns the wall time the interrupted session had logged (its last ``elapsed_s``, dropped
+    records included), so the run's total time still counts the steps it had to redo.
 
     A line torn by a crash mid-write (not valid JSON) is dropped too instead of failing the resume.
     """
     if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if _record_step(line) <= step]
+        return 0.0
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    session_s = 0.0
+    for line in lines:
+        record = _record(line)
+        if "session" in record:
+            session_s = 0.0  # a new session: its elapsed_s starts again from 0
+        elif isinstance(record.get("elapsed_s"), (int, float)):
+            session_s = float(record["elapsed_s"])
+    kept = [line for line in lines if _record_step(line) <= step]
     path.write_text("".join(line + "\n" for line in kept))
+    return session_s
+
+
+def _record(line: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _record_step(line: str) -> float:
