@@ -188,6 +188,7 @@ def test_rows_that_pass_are_left_as_decoded() -> None:
 
 @pytest.mark.parametrize("options, message", [
     (dict(order_noise=-1.0), "order_noise"),
+    (dict(order_noise=float("inf")), "order_noise must be a finite number"),
     (dict(order_noise=0.1, remasking="random"), "remasking='random'"),
     (dict(order_noise=0.1, threshold=0.9), "reference loop"),
     (dict(self_check_retries=2, cache="prefix"), "reference loop"),

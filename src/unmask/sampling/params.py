@@ -17,7 +17,7 @@ REMASKING = ("low_confidence", "random", "margin", "entropy")
 DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "confidence_threshold")
 CACHES = (None, "prefix", "dual")
 POLICY_NAMES = ("fixed", "threshold", "factor", "eb", "hierarchical")
-DEFAULT_RETRY_ORDER_NOISE = 0.1  # measured on the Sudoku model: enough to change the order, not the tokens
+DEFAULT_RETRY_ORDER_NOISE = 0.1  # the value of the Sudoku measurements in docs/recipes.md; not tuned
 
 
 class ParamError(ValueError):
@@ -126,8 +126,8 @@ class LLaDAParams:
             raise ParamError("logits_eos_inf/confidence_eos_eot_inf are LLaDA generate() knobs; Fast-dLLM decoders have none")
 
     def _validate_order_options(self) -> None:
+        _numbers(self, "order_noise", "retry_order_noise")  # finite: an infinite scale makes every score +-inf
         _non_negative(self, "order_noise")
-        _numbers(self, "retry_order_noise")
         if self.retry_order_noise is not None and self.retry_order_noise < 0:
             raise ParamError(f"retry_order_noise must be >= 0, got {self.retry_order_noise!r}")
         retries = self.self_check_retries
