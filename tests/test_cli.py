@@ -80,9 +80,26 @@ def test_batch_of_unequal_prompts_is_left_padded(capsys: pytest.CaptureFixture[s
     assert both[1] == alone[0]
 
 
+def test_generate_with_self_check_reports_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import unmask
+
+    model = str(golden_root() / "llada-tiny")
+    argv = ["generate", "--model", model, "--output", "json", "--gen-length", "8", "--steps", "8", "--block-length", "8",
+            "--prompt-ids", "5,6,7", "--prompt-ids", "9,10,11", "--seed", "3"]
+    assert main(argv + ["--self-check-retries", "2", "--retry-order-noise", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = unmask.generate(unmask.load(model), [[5, 6, 7], [9, 10, 11]], gen_length=8, steps=8, block_length=8, seed=3,
+                               self_check_retries=2, retry_order_noise=0.5)
+    assert expected.self_check is not None and result["decoder"] == "llada+self_check"
+    assert result["tokens"] == expected.tokens.tolist() and result["nfe"] == expected.nfe
+    assert result["self_check"] == {"flagged_first": expected.self_check.flagged_first, "retries": expected.self_check.retries,
+                                    "passed": expected.self_check.passed, "first_tokens": expected.self_check.first_tokens.tolist()}
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
+        (["generate", "--model", "GOLDEN/llada-tiny", "--prompt-ids", "1", "--order-noise", "0.1", "--remasking", "random"], "remasking='random'"),
         (["generate", "--model", "/nonexistent/model", "--prompt-ids", "1"], "model directory not found"),
         (["generate", "--model", "GOLDEN/llada-tiny", "--prompt", "hi"], "no tokenizer.json"),
         (["generate", "--model", "GOLDEN/llada-tiny", "--prompt-ids", "1", "--gen-length", "30", "--block-length", "8"], "multiple of block_length"),

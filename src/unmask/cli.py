@@ -76,6 +76,10 @@ _LLADA_OPTIONS = [
     ("--gamma", "gamma", _none_or(float), "entropy budget of policy eb (default 0.1)"),
     ("--low-threshold", "low_threshold", _none_or(float), "per-run bar of policy hierarchical (default 0.5)"),
     ("--stop-at-eos", "stop_at_eos", _bool, "end a row once EOS is committed with everything before it (LLaDA; engine)"),
+    ("--order-noise", "order_noise", float, "Gumbel noise on the unmasking confidences: a random filling order (LLaDA reference loop; default 0)"),
+    ("--self-check-retries", "self_check_retries", _none_or(int),
+     "leave-one-out self-check of each row; a flagged row is decoded again up to N times (LLaDA reference loop)"),
+    ("--retry-order-noise", "retry_order_noise", _none_or(float), "order noise of a self-check retry (default 0.1)"),
 ]
 _SHARED_OPTIONS = [
     ("--steps", "steps", int, "denoising steps (forward passes for the reference decoders)"),
@@ -175,6 +179,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         }
         if texts is not None:
             result["text"] = texts if len(texts) > 1 else texts[0]
+        if out.self_check is not None:
+            result["self_check"] = {"flagged_first": out.self_check.flagged_first, "retries": out.self_check.retries,
+                                    "passed": out.self_check.passed, "first_tokens": out.self_check.first_tokens.tolist()}
         print(json.dumps(result))
     else:
         for index, row in enumerate(out.tokens.tolist()):
@@ -184,6 +191,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             f"tokens/s={out.tokens_per_second:.1f} seconds={out.seconds:.3f} threads={threads}",
             file=sys.stderr,
         )
+        if out.self_check is not None:
+            print(f"[self-check] flagged {out.self_check.flagged_first} retries {out.self_check.retries} "
+                  f"passed {out.self_check.passed}", file=sys.stderr)
     return 0
 
 
