@@ -21,8 +21,6 @@ highest-scoring one is the answer. It prints, for the greedy answer plus the fir
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import Tensor
 
@@ -30,6 +28,8 @@ import unmask
 from unmask.evaluate import check_model_fits_task
 from unmask.model import DiffusionTransformer
 from unmask.tasks import draw, get_task
+
+from sudoku_probe_common import probe_parser, prompts_and_solutions
 
 SCORE_ROWS = 256  # rows per scoring forward: bounds memory, not the result
 
@@ -52,14 +52,9 @@ def answer_log_likelihood(model: DiffusionTransformer, prompts: Tensor, answers:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="model directory (an AR model: causal attention)")
-    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
-    parser.add_argument("--n", type=int, default=600, help="test puzzles (default 600)")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (which test puzzles)")
+    parser = probe_parser(__doc__, "test puzzles (default 600)", 600, "model directory (an AR model: causal attention)")
     parser.add_argument("--samples", type=int, default=16, help="sampled answers per puzzle besides the greedy one")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
     if args.n <= 0 or args.samples < 0 or not args.temperature > 0:
         parser.error("--n must be positive, --samples >= 0, --temperature > 0")
@@ -70,7 +65,7 @@ def main() -> int:
         parser.error(f"{args.model} is not an AR model (attention {model.config.attention!r}); this probe ranks AR samples")
     check_model_fits_task(model, task)
     examples = draw(task, "test", args.n, seed=args.seed)
-    prompts = torch.tensor([task.prompt(e) for e in examples], dtype=torch.long)
+    prompts, _ = prompts_and_solutions(task, examples)
     eos = task.vocab.eos
     length = task.answer_length
 

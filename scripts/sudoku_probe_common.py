@@ -14,11 +14,12 @@ from unmask.model import DiffusionTransformer
 from unmask.tasks import Task
 
 
-def probe_parser(doc: str | None, n_help: str, n_default: int) -> argparse.ArgumentParser:
+def probe_parser(doc: str | None, n_help: str, n_default: int,
+                 model_help: str = "model directory (a diffusion model)") -> argparse.ArgumentParser:
     """The arguments every Sudoku probe takes: the model, the task, how many test puzzles, the
     evaluation seed and the torch threads."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="model directory (a diffusion model)")
+    parser.add_argument("model", help=model_help)
     parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
     parser.add_argument("--n", type=int, default=n_default, help=n_help)
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (which test puzzles)")

@@ -4,6 +4,7 @@ and including the first EOS."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ VOCAB, EOS = 10, 9
 
 
 def _probe():
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run as a script: its helper module sits beside it
     spec = importlib.util.spec_from_file_location("probe_ar_best_of", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

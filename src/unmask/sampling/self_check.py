@@ -104,7 +104,8 @@ def self_checked_generate(
     plain = replace(params, self_check_retries=None, retry_order_noise=None)
     retry_params = replace(plain, order_noise=params.effective_retry_order_noise)
     prompt_length, gen_length = prompt.shape[1], params.gen_length
-    _, canvas_mask = init_canvas(prompt, gen_length, params.mask_id or 0, attention_mask)
+    assert params.mask_id is not None, "mask_id is resolved by unmask.generate"
+    _, canvas_mask = init_canvas(prompt, gen_length, params.mask_id, attention_mask)  # the decoder's own canvas mask
 
     out = llada_generate(model, prompt, plain, attention_mask=attention_mask, generator=generator, callback=callback)
     batch = prompt.shape[0]
