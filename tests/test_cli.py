@@ -96,6 +96,22 @@ def test_generate_with_self_check_reports_it(capsys: pytest.CaptureFixture[str])
                                     "passed": expected.self_check.passed, "first_tokens": expected.self_check.first_tokens.tolist()}
 
 
+def test_generate_with_best_of_reports_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import unmask
+
+    model = str(REPO / "models" / "planning-ar")
+    argv = ["generate", "--model", model, "--output", "json", "--max-new-tokens", "7", "--prompt-ids", "3,7,7,12,12,5",
+            "--prompt-ids", "1,2,2,4,4,6", "--seed", "3", "--temperature", "1.0", "--best-of", "4"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = unmask.generate(unmask.load(model), [[3, 7, 7, 12, 12, 5], [1, 2, 2, 4, 4, 6]], max_new_tokens=7, seed=3,
+                               temperature=1.0, best_of=4)
+    assert expected.best_of is not None and result["decoder"] == "ar+best_of"
+    assert result["tokens"] == expected.tokens.tolist()
+    assert result["best_of"]["chosen"] == expected.best_of.chosen
+    assert result["best_of"]["candidates"] == expected.best_of.candidates.tolist()
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

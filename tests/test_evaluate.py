@@ -174,11 +174,21 @@ def test_demo_runs_on_bundled_layout(tmp_path: Path) -> None:
     out = io.StringIO()
     results = run_demo(tmp_path, n_planning=12, n_sudoku=2, out=out)
     text = out.getvalue()
+    assert set(results) == {"planning", "sudoku"}  # no full-range pair bundled: no sudoku-wide section
     assert set(results["planning"]) == {"diffusion", "fast", "ar"} and set(results["sudoku"]) == {"diffusion", "fast", "ar"}
     assert results["sudoku"]["fast"].params["threshold"] == 0.999  # the engine's parallel decoding row
     assert "PD0" in text and "nfe" in text and "tok/fwd" in text and "thr 0.9" in text
     assert "sudoku denoised by the diffusion model" in text and "fill order" in text
     assert "planning (PD 3)" in text
+
+    for kind in ("diffusion", "ar"):  # the full-range pair, where it is bundled, gets its own section
+        tiny_task_model(tmp_path, "sudoku-wide", kind)
+    out = io.StringIO()
+    results = run_demo(tmp_path, n_planning=6, n_sudoku=2, out=out, delay=0)
+    assert set(results) == {"planning", "sudoku", "sudoku-wide"}
+    assert {report.task for report in results["sudoku-wide"].values()} == {"sudoku-wide"}
+    assert results["sudoku-wide"]["fast"].params["threshold"] == 0.999
+    assert "sudoku-wide: 2 held-out examples" in out.getvalue()
 
 
 def test_demo_uses_the_task_the_bundled_model_was_trained_on(tmp_path: Path) -> None:
@@ -251,3 +261,32 @@ def test_eval_cli_self_check_text_and_refusals(tmp_path: Path) -> None:
     assert "self-check: without it" in done.stdout and "still flagged" in done.stdout
     refused = subprocess.run(base + ["--self-check-retries", "1", "--threshold", "0.9"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "self_check_retries" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_best_of_report_is_paired_with_the_greedy_decode(tmp_path: Path) -> None:
+    model = unmask.load(tiny_task_model(tmp_path, "planning", "ar", learned_positions=True))
+    task = get_task("planning")
+    greedy = evaluate(model, task, n=14, seed=2, batch_size=5)
+    ranked = evaluate(model, task, n=14, seed=2, batch_size=5, best_of=3, temperature=1.0)
+    summary = ranked.best_of
+    assert greedy.best_of is None and summary is not None and summary.candidates == 3
+    assert summary.greedy_solved == greedy.solved  # candidate 0 is the greedy decode, example by example
+    assert summary.any_right >= max(ranked.correct, greedy.correct)  # the pick and the greedy answer are candidates
+    assert 0 <= summary.picked_greedy <= ranked.n
+    assert ranked.nfe == pytest.approx(3 * greedy.nfe)  # every candidate's forwards are counted
+    data = ranked.to_json()["best_of"]
+    assert data == {"candidates": 3, "greedy_accuracy": pytest.approx(greedy.accuracy), "any_right": summary.any_right,
+                    "picked_greedy": summary.picked_greedy}
+
+
+def test_eval_cli_best_of_text_and_refusals(tmp_path: Path) -> None:
+    ar = tiny_task_model(tmp_path, "planning", "ar")
+    diffusion = tiny_task_model(tmp_path, "planning", "diffusion")
+    base = [sys.executable, "-m", "unmask.cli", "eval", "--task", "planning", "--n", "4", "--threads", "1"]
+    done = subprocess.run(base + ["--model", str(ar), "--best-of", "3", "--temperature", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "best of 3: greedy alone" in done.stdout and "some candidate right" in done.stdout
+    greedy_only = subprocess.run(base + ["--model", str(ar), "--best-of", "3"], capture_output=True, text=True, timeout=120)
+    assert greedy_only.returncode == 2 and "temperature" in greedy_only.stderr and "Traceback" not in greedy_only.stderr
+    wrong_kind = subprocess.run(base + ["--model", str(diffusion), "--best-of", "3"], capture_output=True, text=True, timeout=120)
+    assert wrong_kind.returncode == 2 and "--best-of applies to AR models" in wrong_kind.stderr

@@ -94,6 +94,7 @@ _DREAM_OPTIONS = [
     ("--alg-temp", "alg_temp", _none_or(float), "sample positions from softmax(confidence/alg_temp) (Dream)"),
     ("--eps", "eps", float, "final timestep of Dream's schedule (default 1e-3)"),
     ("--dual-cache", "dual_cache", _bool, "dual KV cache in Fast-dLLM's Dream block decoder"),
+    ("--best-of", "best_of", int, "AR: the greedy answer and N-1 samples at --temperature, the likeliest returned (default 1)"),
 ]
 
 
@@ -182,6 +183,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if out.self_check is not None:
             result["self_check"] = {"flagged_first": out.self_check.flagged_first, "retries": out.self_check.retries,
                                     "passed": out.self_check.passed, "first_tokens": out.self_check.first_tokens.tolist()}
+        if out.best_of is not None:
+            result["best_of"] = {"chosen": out.best_of.chosen, "log_likelihood": out.best_of.log_likelihood.tolist(),
+                                 "candidates": out.best_of.candidates.tolist()}
         print(json.dumps(result))
     else:
         for index, row in enumerate(out.tokens.tolist()):
@@ -194,6 +198,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if out.self_check is not None:
             print(f"[self-check] flagged {out.self_check.flagged_first} retries {out.self_check.retries} "
                   f"passed {out.self_check.passed}", file=sys.stderr)
+        if out.best_of is not None:
+            print(f"[best-of] chosen candidates {out.best_of.chosen} (0 = the greedy answer)", file=sys.stderr)
     return 0
 
 

@@ -77,6 +77,11 @@ def add_train_parsers(commands: Any) -> None:
                                "times with order noise (0: check and report only). Costs about 2x the forwards")
     evaluate.add_argument("--retry-order-noise", type=float, default=None,
                           help="order noise of a self-check retry (default 0.1)")
+    evaluate.add_argument("--temperature", type=float, default=None,
+                          help="sampling temperature (default: the model's generation_config, else 0 = greedy)")
+    evaluate.add_argument("--best-of", type=int, default=None, metavar="N",
+                          help="AR models: decode the greedy answer and N-1 samples at --temperature and keep the one "
+                               "the model finds likeliest (more compute for the AR baseline)")
     evaluate.add_argument("--output", choices=("text", "json"), default="text")
     evaluate.set_defaults(handler=_cmd_eval)
 
@@ -86,7 +91,7 @@ def add_train_parsers(commands: Any) -> None:
                                            "and show one puzzle being denoised step by step.")
     demo.add_argument("--models", metavar="DIR", default=None, help="directory of bundled models (default: ./models of the checkout)")
     demo.add_argument("--n-planning", type=int, default=None, help="planning examples (default 240)")
-    demo.add_argument("--n-sudoku", type=int, default=None, help="sudoku puzzles (default 40)")
+    demo.add_argument("--n-sudoku", type=int, default=None, help="sudoku puzzles per Sudoku model pair (default 16)")
     demo.add_argument("--seed", type=int, default=0, help="which sample of the test split (default 0)")
     demo.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     demo.add_argument("--delay", type=float, default=0.04, help="seconds per animation frame on a terminal (0 = none)")
@@ -133,11 +138,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = unmask.load(args.model, device=args.device)
-    options = ("remasking", "steps", "threshold", "policy", "factor", "gamma", "low_threshold", "cache",
-               "order_noise", "self_check_retries", "retry_order_noise")
-    overrides = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
+    diffusion_options = ("remasking", "steps", "threshold", "policy", "factor", "gamma", "low_threshold", "cache",
+                         "order_noise", "self_check_retries", "retry_order_noise")
+    overrides = {k: getattr(args, k) for k in diffusion_options if getattr(args, k) is not None}
     if overrides and model.config.attention == "causal":
         raise ParamError(f"{', '.join('--' + k.replace('_', '-') for k in overrides)} apply to diffusion models; {args.model} is autoregressive")
+    if args.best_of is not None and model.config.attention != "causal":
+        raise ParamError(f"--best-of applies to AR models; {args.model} is a diffusion model (its counterpart is --self-check-retries)")
+    overrides.update({k: getattr(args, k) for k in ("temperature", "best_of") if getattr(args, k) is not None})
     report = evaluate(model, args.task, n=args.n, seed=args.seed, batch_size=args.batch_size, model_name=args.model, **overrides)
     data = report.to_json()
     data["threads"] = torch.get_num_threads()
@@ -155,6 +163,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               f"({check.flagged_wrong} of them wrong), passed {check.unflagged_wrong} wrong ones; "
               f"{check.retries} retries replaced {check.replaced} answers ({check.replaced_right} now right), "
               f"{check.still_flagged} still flagged")
+    if report.best_of is not None:
+        best = report.best_of
+        print(f"  best of {best.candidates}: greedy alone {sum(best.greedy_solved) / report.n:.1%}; some candidate right "
+              f"{best.any_right / report.n:.1%}; the greedy answer was the likeliest for {best.picked_greedy} of {report.n}")
     print(f"  nfe {report.nfe:.1f}  tokens/forward {report.tokens_per_forward:.2f}  {report.seconds:.1f} s  threads {data['threads']}")
     return 0
 

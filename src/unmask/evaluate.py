@@ -18,7 +18,7 @@ import torch
 
 from unmask.model import DiffusionTransformer
 from unmask.sampling.params import ParamError
-from unmask.sampling.result import SelfCheckReport
+from unmask.sampling.result import BestOfReport, SelfCheckReport
 from unmask.tasks import TASKS, Task, draw, get_task
 
 
@@ -37,6 +37,7 @@ class EvalReport:
     params: dict[str, Any] = field(default_factory=dict)
     solved: list[bool] = field(default_factory=list)  # per example, in order: for paired comparisons
     self_check: SelfCheckSummary | None = None  # with self_check_retries: the first decode and the check
+    best_of: BestOfSummary | None = None  # AR with best_of > 1: the greedy answer and the candidates
 
     @property
     def accuracy(self) -> float:
@@ -61,6 +62,8 @@ class EvalReport:
             data[f"by_{self.group_name}"] = self.group_accuracy()
         if self.self_check is not None:
             data["self_check"] = self.self_check.to_json(self.n)
+        if self.best_of is not None:
+            data["best_of"] = self.best_of.to_json(self.n)
         return data
 
 
@@ -101,6 +104,28 @@ class SelfCheckSummary:
             self.replaced += flagged and passed
             self.replaced_right += flagged and passed and final
             self.still_flagged += not passed
+
+
+@dataclass
+class BestOfSummary:
+    """What AR ``best_of`` did over an evaluation, scored against the task's answers."""
+
+    candidates: int = 0  # best_of: the greedy answer plus samples, per example
+    greedy_solved: list[bool] = field(default_factory=list)  # candidate 0 alone: the plain greedy decode
+    any_right: int = 0  # examples where some candidate is right (what a perfect ranking would reach)
+    picked_greedy: int = 0  # examples where the likeliest candidate is the greedy one
+
+    def to_json(self, n: int) -> dict[str, Any]:
+        return {"candidates": self.candidates, "greedy_accuracy": sum(self.greedy_solved) / n if n else 0.0,
+                "any_right": self.any_right, "picked_greedy": self.picked_greedy}
+
+    def add(self, right: list[list[bool]], report: BestOfReport) -> None:
+        """``right[b][k]``: candidate k of example b is right."""
+        self.candidates = report.candidates.shape[1]
+        for row, chosen in zip(right, report.chosen):
+            self.greedy_solved.append(row[0])
+            self.any_right += any(row)
+            self.picked_greedy += chosen == 0
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -203,6 +228,11 @@ def evaluate(
             report.self_check = report.self_check or SelfCheckSummary()
             first_solved = [task.score(example, row) for example, row in zip(chunk, out.self_check.first_tokens.tolist())]
             report.self_check.add(first_solved, chunk_solved, out.self_check)
+        if out.best_of is not None:
+            report.best_of = report.best_of or BestOfSummary()
+            right = [[task.score(example, candidate) for candidate in rows.tolist()]
+                     for example, rows in zip(chunk, out.best_of.candidates)]
+            report.best_of.add(right, out.best_of)
         for example, ok in zip(chunk, chunk_solved):
             report.correct += ok
             report.solved.append(ok)

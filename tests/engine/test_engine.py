@@ -241,6 +241,8 @@ def test_ar_rows_stream_token_by_token_and_can_be_cancelled() -> None:
 
     cut = engine.run([EngineRequest(prompt, {})], is_cancelled=cancel_after_three_forwards)[0]
     assert cut.finish_reason == "cancelled" and cut.nfe == 3 and cut.tokens == full.tokens[:3]
+    with pytest.raises(ParamError, match="best_of .* the engine does not run it"):  # refused, never ignored
+        engine.run([EngineRequest(prompt, {"best_of": 4, "temperature": 1.0})])
 
 
 def test_dream_rows_stream_their_left_prefix() -> None:

@@ -1,5 +1,5 @@
-"""The AR best-of probe scores an answer by the model's own log-likelihood, token by token, up to
-and including the first EOS."""
+"""The AR best-of probe: its sweep over candidate counts, and a run on a tiny AR Sudoku model
+that must agree with the library's greedy evaluation."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from unmask.config import ModelConfig
-from unmask.model import DiffusionTransformer
+import unmask
+from unmask.evaluate import evaluate
+from tests.test_evaluate import tiny_task_model
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "probe_ar_best_of.py"
-VOCAB, EOS = 10, 9
 
 
 def _probe():
@@ -24,28 +25,25 @@ def _probe():
     return module
 
 
-@torch.inference_mode()
-def _naive(model: DiffusionTransformer, prompt: list[int], answer: list[int]) -> float:
-    total, sequence = 0.0, list(prompt)
-    for token in answer:
-        log_probs = model(torch.tensor([sequence]))[0, -1].float().log_softmax(-1)  # the next token given all so far
-        total += float(log_probs[token])
-        if token == EOS:
-            break
-        sequence.append(token)
-    return total
+def test_sweep_picks_the_likeliest_of_the_first_candidates() -> None:
+    right = torch.tensor([[False, True, False], [True, False, False], [False, False, True]])
+    scores = torch.tensor([[-3.0, -1.0, -0.5], [-1.0, -2.0, -0.1], [-1.0, -0.5, -2.0]], dtype=torch.float64)
+    rows = _probe().sweep(right, scores, [0, 1, 2])
+    # k=0: greedy alone (1 of 3 right); k=1: picks 1, 0, 1 -> rows 0 and 1 right; k=2: picks 2, 2, 1 -> none right
+    assert rows == [(0, pytest.approx(1 / 3), pytest.approx(1 / 3)), (1, pytest.approx(2 / 3), pytest.approx(2 / 3)),
+                    (2, 0.0, 1.0)]
 
 
-def test_answer_log_likelihood_is_the_sum_over_tokens_up_to_the_first_eos() -> None:
-    torch.manual_seed(0)
-    config = ModelConfig(vocab_size=VOCAB, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=2,
-                         intermediate_size=32, attention="causal", eos_token_id=EOS)
-    model = DiffusionTransformer(config).eval()
-    prompts = torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 1]])
-    answers = torch.tensor([[2, 2, 5, 1], [3, EOS, EOS, EOS], [EOS, 4, 4, 4]])  # no EOS; EOS padding; EOS first
+def test_probe_runs_and_its_first_row_is_the_greedy_evaluation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    model_dir = tiny_task_model(tmp_path, "sudoku-wide", "ar", learned_positions=True)
     probe = _probe()
-    probe.SCORE_ROWS = 2  # two chunks
-    scores = probe.answer_log_likelihood(model, prompts, answers, EOS)
-    expected = torch.tensor([_naive(model, p, a) for p, a in zip(prompts.tolist(), answers.tolist())])
-    assert torch.allclose(scores, expected, atol=1e-5)
-    assert scores[2] == expected[2] and bool((scores < 0).all())
+    monkeypatch.setattr(probe, "PUZZLES_PER_CALL", 3)  # two decoding calls
+    monkeypatch.setattr(sys, "argv", ["probe", str(model_dir), "--n", "5", "--samples", "2", "--threads", "1"])
+    assert probe.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = [line for line in lines if line.startswith("| greedy + ")]
+    assert [line.split(" | ")[0] for line in table] == ["| greedy + 0", "| greedy + 1", "| greedy + 2"]
+    greedy = evaluate(unmask.load(model_dir), "sudoku-wide", n=5, seed=0)
+    assert table[0].split(" | ")[1] == f"{100 * greedy.accuracy:.1f}%"
+    assert table[2].split(" | ")[3] == f"{3 * 164} |"  # three candidates of prompt + answer positions

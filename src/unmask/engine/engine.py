@@ -76,6 +76,9 @@ class Engine:
         if isinstance(params, LLaDAParams) and (params.order_noise > 0 or params.self_check_retries is not None):
             raise ParamError("order_noise and self_check_retries are options of the reference decoder "
                              "(unmask.generate, unmask eval); the engine does not run them")
+        if isinstance(params, ARParams) and params.best_of != 1:
+            raise ParamError("best_of is an option of unmask.generate and unmask eval (it ranks whole answers, so it "
+                             "cannot stream); the engine does not run it")
 
     # -- decoding -----------------------------------------------------------------------------
     def run(

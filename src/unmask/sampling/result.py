@@ -29,6 +29,15 @@ class SelfCheckReport:
 
 
 @dataclass
+class BestOfReport:
+    """Per row of the batch: the candidates an AR ``best_of`` decode ranked, and its pick."""
+
+    candidates: Tensor  # [B, best_of, max_new_tokens]; candidate 0 is the greedy answer
+    log_likelihood: Tensor  # [B, best_of] float64: the model's log-likelihood of each candidate
+    chosen: list[int]  # the candidate returned for each row (the likeliest; the first on ties)
+
+
+@dataclass
 class GenerateOutput:
     """Result of one decoding call.
 
@@ -47,6 +56,7 @@ class GenerateOutput:
     # forwards each row took part in (rows leave the engine's batch early); None: every row, nfe
     row_nfe: list[int] | None = None
     self_check: SelfCheckReport | None = None  # set by the self-checking decoder only
+    best_of: BestOfReport | None = None  # set by AR decoding with best_of > 1 only
 
     @property
     def forwards_per_row(self) -> list[int]:
