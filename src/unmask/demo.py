@@ -1,6 +1,7 @@
 """``unmask demo``: the bundled task models, diffusion against AR, and one puzzle denoised live.
 
-For each task with bundled models (``models/<task>-diffusion``, ``models/<task>-ar``) it solves
+For each task with bundled models (``models/<task>-diffusion``, ``models/<task>-ar``: planning,
+sudoku, and the full-range sudoku-wide pair where it is bundled) it solves
 held-out examples (the test split, disjoint from training by construction) with both, prints
 accuracy (by planning distance for planning) with forward passes and tokens per forward, then
 shows one sudoku (or planning) answer being filled in, step by step.
@@ -22,6 +23,10 @@ DEFAULT_N = {"planning": 240, "sudoku": 16}  # Sudoku one token per forward is 8
 # the engine's parallel decoding on the same diffusion model: the strictest bar that kept the
 # reference decoder's accuracy in benchmarks/decode.py (docs/BENCHMARKS.md)
 FAST_DECODING = {"planning": {"threshold": 0.9}, "sudoku": {"threshold": 0.999}}
+# model families the demo compares: the first two always (it says so when a model is missing),
+# the full-range Sudoku pair (23-36 givens) where it is bundled
+FAMILIES = ("planning", "sudoku")
+OPTIONAL_FAMILIES = ("sudoku-wide",)
 
 
 def default_models_dir() -> Path:
@@ -76,8 +81,8 @@ def compare(models: Path, family: str, n: int, seed: int, out: TextIO) -> dict[s
         model = unmask.load(directory)
         reports[kind] = evaluate(model, task, examples, seed=seed, model_name=str(directory))
         print(_row(kind, reports[kind], by_group), file=out)
-        if kind == "diffusion" and family in FAST_DECODING:
-            fast = FAST_DECODING[family]
+        if kind == "diffusion" and family.split("-")[0] in FAST_DECODING:
+            fast = FAST_DECODING[family.split("-")[0]]
             reports["fast"] = evaluate(model, task, examples, seed=seed, model_name=str(directory), **fast)
             label = "thr " + str(fast["threshold"])
             print(_row(label, reports["fast"], by_group), file=out)
@@ -185,8 +190,12 @@ def run_demo(models: Path | None = None, n_planning: int | None = None, n_sudoku
     models = models or default_models_dir()
     print(f"unmask demo: bundled models in {models}, {torch.get_num_threads()} threads\n", file=out)
     results = {}
-    for name, n in (("planning", n_planning), ("sudoku", n_sudoku)):
-        results[name] = compare(models, name, n or DEFAULT_N[name], seed, out)
+    for family in FAMILIES + OPTIONAL_FAMILIES:
+        bundled = any((models / f"{family}-{kind}" / "config.json").exists() for kind in ("diffusion", "ar"))
+        if family in OPTIONAL_FAMILIES and not bundled:
+            continue
+        n = n_planning if family == "planning" else n_sudoku
+        results[family] = compare(models, family, n or DEFAULT_N[family.split("-")[0]], seed, out)
         print(file=out)
     animate_planning(models, seed, out)
     animate_sudoku(models, seed, out, delay)

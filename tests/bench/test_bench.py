@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unmask.bench.decode import BenchConfig, default_configs, run_bench
+from unmask.bench.decode import DEFAULT_N, BenchConfig, default_configs, default_count, run_bench
 from unmask.bench.report import markdown_table, plot
 from unmask.cli import main
 from unmask.evaluate import task_of_model
@@ -23,6 +23,12 @@ def test_default_grid_covers_every_policy_and_cache() -> None:
     assert {c.policy for c in configs} == {"reference", "fixed", "threshold", "factor", "eb", "hierarchical"}
     assert {c.cache for c in configs} == {"none", "prefix", "dual"}
     assert len({c.label for c in configs}) == len(configs)
+
+
+def test_default_count_follows_the_task_family() -> None:
+    # the full-range Sudoku pair decodes 82 forwards per puzzle like sudoku, not 128 puzzles a row
+    assert default_count("sudoku-wide") == DEFAULT_N["sudoku"] and default_count("planning-anyjoin") == DEFAULT_N["planning"]
+    assert default_count("planning") == DEFAULT_N["planning"] and default_count("other") == 128
 
 
 def test_rows_and_ratios(tmp_path: Path) -> None:

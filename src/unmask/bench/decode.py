@@ -98,6 +98,12 @@ def _tokens_per_second(report: EvalReport) -> float:
 DEFAULT_N = {"planning": 256, "sudoku": 32}
 
 
+def default_count(task_name: str) -> int:
+    """Examples per row for a task: its own entry, else its family's (``sudoku-wide`` decodes
+    like ``sudoku``), else 128."""
+    return DEFAULT_N.get(task_name, DEFAULT_N.get(task_name.split("-")[0], 128))
+
+
 def run_bench(
     model_dirs: list[Path],
     ar_dirs: dict[str, Path],
@@ -129,7 +135,7 @@ def run_bench(
     for model_dir in model_dirs:
         task = get_task(task_of(model_dir))
         count = n.get(task.name) if isinstance(n, dict) else n
-        examples = draw(task, "test", count or DEFAULT_N.get(task.name, 128), seed)
+        examples = draw(task, "test", count or default_count(task.name), seed)
         model = unmask.load(model_dir)
         ar_model = unmask.load(ar_dirs[task.name]) if task.name in ar_dirs else None
         if compile:  # both, so the AR baseline gets the same treatment
