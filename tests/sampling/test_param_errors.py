@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import unmask
-from tests.sampling.test_properties import DREAM_MODEL, LLADA_MODEL, VOCAB
+from tests.sampling.property_cases import DREAM_MODEL, LLADA_MODEL, VOCAB
 from unmask.sampling import ParamError
 
 POLICY_ERRORS = [
