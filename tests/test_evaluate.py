@@ -181,14 +181,23 @@ def test_demo_runs_on_bundled_layout(tmp_path: Path) -> None:
     assert "sudoku denoised by the diffusion model" in text and "fill order" in text
     assert "planning (PD 3)" in text
 
-    for kind in ("diffusion", "ar"):  # the full-range pair, where it is bundled, gets its own section
+    assert "also bundled" not in text
+
+    for kind in ("diffusion", "ar"):  # the full-range pair: named when bundled, compared on request
         tiny_task_model(tmp_path, "sudoku-wide", kind)
     out = io.StringIO()
-    results = run_demo(tmp_path, n_planning=6, n_sudoku=2, out=out, delay=0)
-    assert set(results) == {"planning", "sudoku", "sudoku-wide"}
+    assert set(run_demo(tmp_path, n_planning=6, n_sudoku=2, out=out, delay=0)) == {"planning", "sudoku"}
+    assert "also bundled: sudoku-wide-diffusion / sudoku-wide-ar (unmask demo --families sudoku-wide)" in out.getvalue()
+    out = io.StringIO()
+    results = run_demo(tmp_path, n_sudoku=2, out=out, delay=0, families=["sudoku-wide"])
+    assert set(results) == {"sudoku-wide"}
     assert {report.task for report in results["sudoku-wide"].values()} == {"sudoku-wide"}
     assert results["sudoku-wide"]["fast"].params["threshold"] == 0.999
-    assert "sudoku-wide: 2 held-out examples" in out.getvalue()
+    text = out.getvalue()
+    assert "sudoku-wide: 2 held-out examples" in text and "sudoku-wide denoised by the diffusion model" in text
+    assert "planning (PD" not in text and "also bundled: planning-diffusion / planning-ar, sudoku-diffusion" in text
+    with pytest.raises(ParamError, match="demo families must be among planning, sudoku, sudoku-wide; got chess"):
+        run_demo(tmp_path, families=["chess"], out=io.StringIO())
 
 
 def test_demo_uses_the_task_the_bundled_model_was_trained_on(tmp_path: Path) -> None:

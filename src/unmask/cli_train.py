@@ -91,10 +91,13 @@ def add_train_parsers(commands: Any) -> None:
                                            "and show one puzzle being denoised step by step.")
     demo.add_argument("--models", metavar="DIR", default=None, help="directory of bundled models (default: ./models of the checkout)")
     demo.add_argument("--n-planning", type=int, default=None, help="planning examples (default 240)")
-    demo.add_argument("--n-sudoku", type=int, default=None, help="sudoku puzzles per Sudoku model pair (default 16)")
+    demo.add_argument("--n-sudoku", type=int, default=None, help="puzzles per Sudoku model pair (default 16; 48 for sudoku-wide)")
     demo.add_argument("--seed", type=int, default=0, help="which sample of the test split (default 0)")
     demo.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     demo.add_argument("--delay", type=float, default=0.04, help="seconds per animation frame on a terminal (0 = none)")
+    demo.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
+                      help="model pairs to compare: planning, sudoku, sudoku-wide (the full 23-36 givens range) "
+                           "(default: planning sudoku)")
     demo.set_defaults(handler=_cmd_demo)
 
 
@@ -179,5 +182,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from unmask.demo import run_demo
 
     torch.set_num_threads(args.threads)
-    run_demo(Path(args.models) if args.models else None, args.n_planning, args.n_sudoku, args.seed, args.delay)
+    from unmask.demo import DEFAULT_FAMILIES
+
+    run_demo(Path(args.models) if args.models else None, args.n_planning, args.n_sudoku, args.seed, args.delay,
+             families=args.families or DEFAULT_FAMILIES)
     return 0
