@@ -210,3 +210,31 @@ def test_stream_sends_only_the_committed_left_prefix(planning_server: Any) -> No
             prefix.append(cell)
         assert text == " ".join(prefix)  # exactly the committed left prefix, never a filled cell beyond a mask
     assert frames == chunks[-1]["unmask"]["nfe"] and any(None in c["unmask"]["canvas"] for c in chunks[:2])
+
+
+@pytest.mark.parametrize("knobs,named", [({"self_check_retries": 2}, "self_check_retries"), ({"order_noise": 0.2}, "order_noise")])
+def test_a_checkpoint_whose_defaults_the_engine_cannot_run_is_refused_at_startup(knobs: dict[str, Any], named: str) -> None:
+    # otherwise the server would start and answer every request with a 400
+    import unmask
+    from unmask.sampling import ParamError
+    from unmask.server import served_model
+    from tests.server.conftest import PLANNING
+
+    model = unmask.load(PLANNING)
+    served_model(model, "planning-diffusion")  # the bundled defaults are servable
+    model.generation_config = {**model.generation_config, **knobs}
+    with pytest.raises(ParamError, match=f"'planning-diffusion' cannot be served with its generation_config.json: .*{named}"):
+        served_model(model, "planning-diffusion")
+
+
+def test_an_ar_checkpoint_asking_for_best_of_is_refused_at_startup() -> None:
+    import unmask
+    from unmask.sampling import ParamError
+    from unmask.server import served_model
+    from tests.conftest import REPO
+
+    model = unmask.load(REPO / "models" / "planning-ar")
+    served_model(model, "planning-ar")
+    model.generation_config = {**model.generation_config, "best_of": 4, "temperature": 1.0}
+    with pytest.raises(ParamError, match="best_of"):
+        served_model(model, "planning-ar")

@@ -72,7 +72,10 @@ class Engine:
                 raise ParamError("every stop sequence must be a non-empty list of token ids")
         if not isinstance(request.seed, int) or isinstance(request.seed, bool):
             raise ParamError(f"seed must be an integer, got {request.seed!r}")
-        params = self.params_of(request)
+        self.check_params(self.params_of(request))
+
+    def check_params(self, params: LLaDAParams | ARParams | DreamParams) -> None:
+        """Reject decoding options the engine's loop does not run, by name (ParamError)."""
         if isinstance(params, LLaDAParams) and (params.order_noise > 0 or params.self_check_retries is not None):
             raise ParamError("order_noise and self_check_retries are options of the reference decoder "
                              "(unmask.generate, unmask eval); the engine does not run them")

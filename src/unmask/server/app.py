@@ -42,10 +42,19 @@ def served_model(model: Any, name: str, engine: Any | None = None) -> ServedMode
     from unmask.engine import Engine
     from unmask.sampling.family import decoding_family
 
+    from unmask.engine import EngineRequest
+    from unmask.sampling.params import ParamError
+
     config = model.config
     positions = getattr(config, "max_position_embeddings", None)
+    checker = Engine(model)
+    try:  # the checkpoint's own defaults must be servable, or every request would fail with a 400
+        checker.check_params(checker.params_of(EngineRequest([0], {})))
+    except ParamError as error:
+        raise ParamError(f"model {name!r} cannot be served with its generation_config.json: {error}") from None
+    engine = engine if engine is not None else checker
     return ServedModel(
-        name=name, engine=engine if engine is not None else Engine(model), tokenizer=model.tokenizer,
+        name=name, engine=engine, tokenizer=model.tokenizer,
         family=decoding_family(model), generation_config=dict(model.generation_config or {}), vocab_size=config.vocab_size,
         mask_id=config.mask_token_id, max_positions=positions if isinstance(positions, int) and positions > 0 else None,
         created=int(time.time()),
