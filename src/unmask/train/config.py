@@ -108,6 +108,11 @@ class OptimSection:
     batch_size: int = 256  # global batch: split across processes under torch.distributed
     grad_clip: float = 1.0
     dtype: str = "float32"  # autocast dtype of the forward pass; weights stay float32
+    # an exponential moving average of the weights (unmask.train.averaging): after each step
+    # avg = r * avg + (1 - r) * weights, r = min(ema_decay, (1 + n) / (10 + n)) at update n. The
+    # exported model and the periodic evaluation use the average; training itself is unchanged.
+    # 0 = off (the exported model is the last step's weights)
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,8 @@ class TrainConfig:
             raise TrainConfigError(f"optim.lr must be positive, got {self.optim.lr}")
         if len(self.optim.betas) != 2 or not all(0 <= b < 1 for b in self.optim.betas):
             raise TrainConfigError(f"optim.betas must be two numbers in [0, 1), got {list(self.optim.betas)}")
+        if not 0 <= self.optim.ema_decay < 1:
+            raise TrainConfigError(f"optim.ema_decay must be in [0, 1) (0 = off), got {self.optim.ema_decay}")
         if not 0 <= self.optim.min_lr_ratio <= 1:
             raise TrainConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
         if self.data.group_weights and self.data.source == "jsonl":

@@ -26,7 +26,8 @@ from torch import nn
 
 from unmask.config import ModelConfig
 from unmask.model import DiffusionTransformer
-from unmask.train.checkpointing import has_checkpoint, load_training_state, save_training_state
+from unmask.train.averaging import WeightAverage
+from unmask.train.checkpointing import CheckpointStateError, has_checkpoint, load_training_state, save_training_state
 from unmask.train.config import TrainConfig, TrainConfigError, config_differences
 from unmask.train.data import TrainData, build_data
 from unmask.train.objectives import ar_numerator, denominator, diffusion_masked, diffusion_numerator, draw_noise
@@ -166,6 +167,8 @@ def train(
     model.generation_config = generation_config_for(config, data)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s))
+    # rank 0 alone keeps the average: it is the one process that evaluates, checkpoints and exports
+    average = WeightAverage(model, config.optim.ema_decay) if config.optim.ema_decay > 0 and rank == 0 else None
     start = 0
     if resume and not has_checkpoint(out):
         raise TrainConfigError(f"--resume: {out} holds no training checkpoint (is run.out_dir right?); drop --resume to start a new run")
@@ -179,6 +182,10 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if average is not None:
+            if "weight_average" not in state:  # ema_decay is part of the compared config: only a foreign file
+                raise CheckpointStateError(f"{out}: the checkpoint holds no weight average, but optim.ema_decay = {config.optim.ema_decay}")
+            average.load_state_dict(state["weight_average"])
         start = int(state["step"])
         if rank == 0:
             interrupted_s = _truncate_metrics(out / METRICS_FILE, start)
@@ -199,6 +206,7 @@ def train(
                 "step": step, "config": config.to_dict(), "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                **({"weight_average": average.state_dict()} if average is not None else {}),
             })
 
     local = config.optim.batch_size // world
@@ -234,6 +242,8 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(model)
             global_loss = loss.detach()
             if world > 1:
                 dist.all_reduce(global_loss)
@@ -252,7 +262,8 @@ def train(
                     progress.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
             if evaluate_fn is not None and rank == 0 and data.task and run.eval_n > 0 and (done % run.eval_every == 0 or done == config.last_step):
                 model.eval()
-                eval_accuracy = evaluate_fn(model, data, config)
+                with _averaged(model, average):
+                    eval_accuracy = evaluate_fn(model, data, config)
                 model.train()
                 _append_metrics(out, {"step": done, "eval_accuracy": eval_accuracy})
                 if progress is not None:
@@ -264,7 +275,8 @@ def train(
                 if progress is not None:
                     progress.close()
                 if rank == 0:
-                    export_model(model, out / MODEL_DIR, config)
+                    with _averaged(model, average):
+                        export_model(model, out / MODEL_DIR, config)
                 raise TrainingInterrupted(
                     f"interrupted at step {done}: checkpoint written to {out} (continue with --resume), "
                     f"current weights exported to {out / MODEL_DIR}")
@@ -272,7 +284,8 @@ def train(
             progress.close()
         model_dir = None
         if rank == 0:  # still inside _StopFlag: a Ctrl-C now cannot tear the export
-            model_dir = export_model(model, out / MODEL_DIR, config)
+            with _averaged(model, average):
+                model_dir = export_model(model, out / MODEL_DIR, config)
         if math.isnan(loss_value) and rank == 0:  # resumed a finished run: report its last logged loss
             loss_value = _last_logged_loss(out / METRICS_FILE)
     if world > 1:
@@ -288,6 +301,11 @@ def export_model(model: DiffusionTransformer, directory: Path, config: TrainConf
     save_model(model, directory, family="unmask", dtype=config.run.export_dtype)
     (directory / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return directory
+
+
+def _averaged(model: nn.Module, average: WeightAverage | None):  # type: ignore[no-untyped-def]
+    """The averaged weights in ``model`` for the body when a weight average is kept; else a no-op."""
+    return average.swapped_in(model) if average is not None else nullcontext()
 
 
 def _agree(flag: bool, world: int) -> bool:
