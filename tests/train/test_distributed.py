@@ -21,8 +21,9 @@ from .helpers import cli_args, curve, exported_weights, quiet_train, subprocess_
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-def test_two_processes_match_one(tmp_path) -> None:
-    run = ["optim.max_steps=6", "run.save_every=3", "optim.batch_size=16", "objective.normalisation=batch"]
+@pytest.mark.parametrize("average", [[], ["optim.ema_decay=0.5"]], ids=["last-weights", "weight-average"])
+def test_two_processes_match_one(tmp_path, average: list[str]) -> None:
+    run = ["optim.max_steps=6", "run.save_every=3", "optim.batch_size=16", "objective.normalisation=batch", *average]
     ddp, logs = tmp_path / "ddp", tmp_path / "logs"
     command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "--log-dir", str(logs), "--redirects", "3",
                "-m", "unmask.cli", *cli_args(tiny_overrides(ddp, *run))]
@@ -45,7 +46,11 @@ def test_two_processes_match_one(tmp_path) -> None:
     assert ddp_weights.keys() == single_weights.keys()
     for name, tensor in single_weights.items():
         torch.testing.assert_close(ddp_weights[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
-    assert load_training_state(ddp)["step"] == 6  # rank 0 checkpoints; metrics hold each step once (above)
+    state = load_training_state(ddp)
+    assert state["step"] == 6  # rank 0 checkpoints; metrics hold each step once (above)
+    # with a weight average, rank 0 keeps it and exports it rather than the last weights
+    assert ("weight_average" in state) == bool(average)
+    assert any(not torch.equal(ddp_weights[k], state["model"][k]) for k in ddp_weights) == bool(average)
 
 
 def test_batch_not_divisible_by_world_size_is_refused(tmp_path, monkeypatch, capsys) -> None:
