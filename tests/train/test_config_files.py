@@ -56,8 +56,12 @@ def _pair_differences(first: TrainConfig, second: TrainConfig) -> set[str]:
 
 
 def _writer(init_from: str) -> Path:
-    """The shipped config whose run exports the model directory ``init_from``."""
-    writers = [path for path in CONFIGS if load_config(str(path), []).run.out_dir + "/model" == init_from.rstrip("/")]
+    """The shipped config whose run exports the model directory ``init_from``; for a bundled model
+    (``models/NAME``), the config of the run its ``training_config.json`` names."""
+    target = init_from.rstrip("/")
+    if target.startswith("models/"):
+        target = json.loads((ROOT / target / "training_config.json").read_text())["run"]["out_dir"] + "/model"
+    writers = [path for path in CONFIGS if load_config(str(path), []).run.out_dir + "/model" == target]
     assert len(writers) == 1, f"model.init_from = {init_from!r} is exported by {len(writers)} shipped configs"
     return writers[0]
 
