@@ -179,11 +179,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     import torch
 
-    from unmask.demo import run_demo
+    from unmask.demo import DEFAULT_FAMILIES, run_demo
 
     torch.set_num_threads(args.threads)
-    from unmask.demo import DEFAULT_FAMILIES
-
     run_demo(Path(args.models) if args.models else None, args.n_planning, args.n_sudoku, args.seed, args.delay,
              families=args.families or DEFAULT_FAMILIES)
     return 0

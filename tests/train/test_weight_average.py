@@ -9,14 +9,15 @@ import pytest
 import torch
 from torch import nn
 
+from unmask.cli import main
 from unmask.model import DiffusionTransformer
 from unmask.train import TrainConfig, TrainConfigError
 from unmask.train.averaging import WeightAverage, WeightAverageError
-from unmask.train.checkpointing import load_training_state
+from unmask.train.checkpointing import CheckpointStateError, load_training_state, save_training_state
 from unmask.train.data import build_data
 from unmask.train.loop import model_config_for
 
-from .helpers import assert_bit_identical, curve, exported_weights, quiet_train, tiny_config
+from .helpers import assert_bit_identical, cli_args, curve, exported_weights, quiet_train, tiny_config, tiny_overrides
 
 STEPS = ["optim.max_steps=5", "run.save_every=100"]
 
@@ -119,6 +120,40 @@ def test_decay_out_of_range_is_refused(tmp_path: Path, value: str) -> None:
 def test_a_foreign_average_is_refused() -> None:
     average = WeightAverage(nn.Linear(2, 2), decay=0.9)
     with pytest.raises(WeightAverageError, match="other parameters"):
-        average.load_state_dict({"decay": 0.9, "updates": 1, "weights": {"weight": torch.zeros(2, 2)}})
+        average.load_state_dict({"updates": 1, "weights": {"weight": torch.zeros(2, 2)}})
     with pytest.raises(WeightAverageError, match="weight of shape"):
-        average.load_state_dict({"decay": 0.9, "updates": 1, "weights": {"weight": torch.zeros(3, 2), "bias": torch.zeros(2)}})
+        average.load_state_dict({"updates": 1, "weights": {"weight": torch.zeros(3, 2), "bias": torch.zeros(2)}})
+
+
+@pytest.mark.parametrize("damage", ["drop", "reshape"])
+def test_resuming_from_a_damaged_average_is_a_one_line_error(tmp_path: Path, capsys, damage: str) -> None:
+    out = tmp_path / "run"
+    run = [*STEPS, "optim.ema_decay=0.9"]
+    quiet_train(tiny_config(out, *run, "run.stop_at=2"))
+    state = load_training_state(out)
+    if damage == "drop":
+        del state["weight_average"]
+    else:
+        weights = state["weight_average"]["weights"]
+        name = next(iter(weights))
+        weights[name] = weights[name].flatten()[:-1]
+    save_training_state(out, {k: v for k, v in state.items() if k != "format_version"})
+    expected = "holds no weight average" if damage == "drop" else "weight average has .* of shape"
+    with pytest.raises(CheckpointStateError, match=expected):
+        quiet_train(tiny_config(out, *run), resume=True)
+    assert main(cli_args(tiny_overrides(out, *run)) + ["--resume"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "\n" not in error and "weight average" in error
+
+
+def test_an_interrupted_run_says_it_exported_the_average(tmp_path: Path) -> None:
+    from unmask.train import TrainingInterrupted
+
+    from .helpers import interrupt_after
+
+    config = tiny_config(tmp_path / "run", *STEPS, "optim.ema_decay=0.9", "run.eval_every=2", "run.eval_n=1")
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 2: .*the weight average exported to"):
+        quiet_train(config, evaluate_fn=interrupt_after(2))
+    state = load_training_state(tmp_path / "run")
+    exported = exported_weights(tmp_path / "run")
+    assert_bit_identical(exported, {k: v for k, v in state["weight_average"]["weights"].items()})

@@ -39,16 +39,16 @@ ENDPOINTS = {"/v1/completions": "completions", "/v1/chat/completions": "chat", "
 
 def served_model(model: Any, name: str, engine: Any | None = None) -> ServedModel:
     """Describe a loaded model (``unmask.load``) for the server; builds its Engine."""
-    from unmask.engine import Engine
+    from unmask.engine import Engine, EngineRequest
     from unmask.sampling.family import decoding_family
-
-    from unmask.engine import EngineRequest
     from unmask.sampling.params import ParamError
 
     config = model.config
     positions = getattr(config, "max_position_embeddings", None)
+    # the checkpoint's own defaults must be servable, or every request would fail with a 400; the
+    # check is the real engine's, also when a caller passes an engine of its own (a test double)
     checker = Engine(model)
-    try:  # the checkpoint's own defaults must be servable, or every request would fail with a 400
+    try:
         checker.check_params(checker.params_of(EngineRequest([0], {})))
     except ParamError as error:
         raise ParamError(f"model {name!r} cannot be served with its generation_config.json: {error}") from None

@@ -17,9 +17,12 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from unmask.train.checkpointing import CheckpointStateError
 
-class WeightAverageError(ValueError):
-    """A checkpoint's weight average does not fit the model being trained."""
+
+class WeightAverageError(CheckpointStateError):
+    """A checkpoint's weight average does not fit the model being trained (a user error: the
+    CLI reports it in one line, like any unusable checkpoint)."""
 
 
 class WeightAverage:
@@ -59,7 +62,8 @@ class WeightAverage:
                     p.copy_(raw[name])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "updates": self.updates, "weights": dict(self.shadow)}
+        # the decay is not saved: it comes from the config, which a resume must match
+        return {"updates": self.updates, "weights": dict(self.shadow)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         weights = state.get("weights")
@@ -70,5 +74,4 @@ class WeightAverage:
                 raise WeightAverageError(f"the checkpoint's weight average has {name} of shape "
                                          f"{tuple(tensor.shape)}, the model {tuple(self.shadow[name].shape)}")
             self.shadow[name].copy_(tensor)
-        self.decay = float(state["decay"])
         self.updates = int(state["updates"])

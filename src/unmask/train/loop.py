@@ -277,9 +277,10 @@ def train(
                 if rank == 0:
                     with _averaged(model, average):
                         export_model(model, out / MODEL_DIR, config)
+                exported = "the weight average" if average is not None else "current weights"
                 raise TrainingInterrupted(
                     f"interrupted at step {done}: checkpoint written to {out} (continue with --resume), "
-                    f"current weights exported to {out / MODEL_DIR}")
+                    f"{exported} exported to {out / MODEL_DIR}")
         if progress is not None:
             progress.close()
         model_dir = None
