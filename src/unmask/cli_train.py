@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from unmask.tasks import TASKS
@@ -57,6 +58,9 @@ def add_train_parsers(commands: Any) -> None:
     evaluate.add_argument("--task", required=True, choices=tuple(TASKS))
     evaluate.add_argument("--n", type=int, default=500, help="number of examples (default 500)")
     evaluate.add_argument("--seed", type=int, default=0, help="which sample of the test split (default 0)")
+    evaluate.add_argument("--training-examples", action="store_true",
+                          help="score the first N examples the model trained on instead of a test sample (rebuilt from its "
+                               "training_config.json; --seed is not used), to see how much of its accuracy is memorisation")
     evaluate.add_argument("--batch-size", type=int, default=250, help="rows decoded together (default 250)")
     evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     evaluate.add_argument("--device", default="cpu", help="torch device, e.g. cpu (default) or cuda")
@@ -133,7 +137,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     import unmask
-    from unmask.evaluate import evaluate
+    from unmask.evaluate import evaluate, training_examples
     from unmask.sampling.params import ParamError
 
     if args.n <= 0 or args.batch_size <= 0:
@@ -149,14 +153,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.best_of is not None and model.config.attention != "causal":
         raise ParamError(f"--best-of applies to AR models; {args.model} is a diffusion model (its counterpart is --self-check-retries)")
     overrides.update({k: getattr(args, k) for k in ("temperature", "best_of") if getattr(args, k) is not None})
-    report = evaluate(model, args.task, n=args.n, seed=args.seed, batch_size=args.batch_size, model_name=args.model, **overrides)
+    examples = training_examples(Path(args.model), args.task, args.n) if args.training_examples else None
+    report = evaluate(model, args.task, examples, n=args.n, seed=args.seed, batch_size=args.batch_size, model_name=args.model, **overrides)
     data = report.to_json()
+    data["examples"] = "training" if args.training_examples else "test"
     data["threads"] = torch.get_num_threads()
     if args.output == "json":
         print(json.dumps(data))
         return 0
     lo, hi = report.ci95
-    print(f"{args.model} on {args.task}: accuracy {report.accuracy:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={report.n})")
+    sample = f"{args.task} (its own training examples)" if args.training_examples else args.task
+    print(f"{args.model} on {sample}: accuracy {report.accuracy:.1%} (95% CI {lo:.1%}-{hi:.1%}, n={report.n})")
     if report.group_name:
         cells = "  ".join(f"{report.group_name.upper()}{group}: {acc:.0%}" for group, acc in report.group_accuracy().items())
         print(f"  {cells}")

@@ -260,3 +260,27 @@ def task_of_model(directory: Path) -> str:
             return name
     raise ParamError(f"cannot tell which task {directory} was trained on (no training_config.json data.source, "
                      f"no task name in the directory name); use --model DIR --prompt-file FILE for speed only")
+
+
+def training_examples(directory: Path, task: Task | str, n: int) -> list[Any]:
+    """The first ``n`` examples ``directory``'s model trained on, rebuilt from its
+    ``training_config.json`` (``data.source``, ``data.seed``, ``data.group_weights``).
+
+    ``draw`` is sequential, so these are exactly the first ``n`` rows of the training set. Scoring
+    a model on them, against a fresh test sample, shows how much of it is memorisation.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    config_path = directory / "training_config.json"
+    if not config_path.is_file():
+        raise ParamError(f"{directory} has no training_config.json, so its training examples cannot be rebuilt")
+    try:
+        data = json.loads(config_path.read_text())["data"]
+        source, seed, size = data["source"], int(data["seed"]), int(data["train_size"])
+        weights = tuple(float(w) for w in data.get("group_weights") or ())
+    except (ValueError, KeyError, TypeError) as error:
+        raise ParamError(f"{config_path}: no usable data section ({error!r})") from None
+    if source != task.name:
+        raise ParamError(f"{config_path}: data.source is {source!r}, not the task {task.name!r}; its training examples are not of this task")
+    if n > size:
+        raise ParamError(f"--n {n} is more than the {size} examples the model trained on (data.train_size)")
+    return draw(task, "train", n, seed, weights)
