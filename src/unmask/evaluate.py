@@ -283,4 +283,7 @@ def training_examples(directory: Path, task: Task | str, n: int) -> list[Any]:
         raise ParamError(f"{config_path}: data.source is {source!r}, not the task {task.name!r}; its training examples are not of this task")
     if n > size:
         raise ParamError(f"--n {n} is more than the {size} examples the model trained on (data.train_size)")
-    return draw(task, "train", n, seed, weights)
+    try:
+        return draw(task, "train", n, seed, weights)
+    except ValueError as error:  # e.g. group weights that do not fit the task
+        raise ParamError(f"{config_path}: data.group_weights: {error}") from None

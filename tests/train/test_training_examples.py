@@ -49,6 +49,9 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
     small = write_config(tmp_path / "small", source="planning", seed=0, train_size=10)
     with pytest.raises(ParamError, match=r"more than the 10 examples .*data.train_size"):
         training_examples(small, "planning", 11)
+    misweighted = write_config(tmp_path / "misweighted", source="planning", seed=0, train_size=100, group_weights=[1.0, 2.0])
+    with pytest.raises(ParamError, match="data.group_weights: task 'planning' has 6 groups"):
+        training_examples(misweighted, "planning", 5)
     broken = write_config(tmp_path / "broken", source="planning")
     with pytest.raises(ParamError, match="no usable data section"):
         training_examples(broken, "planning", 5)
