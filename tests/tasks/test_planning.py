@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unmask.tasks import draw
-from unmask.tasks.planning import JOINS, MAX_PD, NUM_NODES, PlanningVocab, make_dataset, make_example, paths_from_start, score
+from unmask.tasks.planning import (
+    JOINS, MAX_PD, NUM_NODES, PlanningVocab, make_dataset, make_example, paths_from_start, reveal_order, score,
+)
 
 VOCAB = PlanningVocab()
 
@@ -76,3 +78,40 @@ def test_bad_arguments() -> None:
         make_example(random.Random(0), 2, PlanningVocab(num_labels=8))
     with pytest.raises(ValueError, match="join must be one of"):
         make_example(random.Random(0), 2, join="start")
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), pd=st.integers(0, MAX_PD))
+def test_reveal_order_fills_every_node_by_an_unambiguous_lookup(seed: int, pd: int) -> None:
+    example = make_example(random.Random(seed), pd)
+    order = reveal_order(example, random.Random(seed))
+    assert sorted(order) == list(range(7)) and set(order[:3]) == {0, 5, 6}  # start, goal, EOS first
+    successors = {a: [b for x, b in example.edges if x == a] for a, _ in example.edges}
+    predecessors = {b: [a for a, y in example.edges if y == b] for _, b in example.edges}
+    path, filled = example.path, {0, 5}
+    for i in order[3:]:
+        # the node is the only successor of a node filled before it, or the only predecessor of one
+        assert ((i - 1 in filled and successors[path[i - 1]] == [path[i]])
+                or (i + 1 in filled and predecessors[path[i + 1]] == [path[i]])), (order, i)
+        filled.add(i)
+    # no branch: the goal's predecessor is ambiguous, so the path fills forwards from the start;
+    # the branch at the start: its successor is ambiguous, so the path fills backwards from the goal
+    if pd == 0:
+        assert order[3:] == [1, 2, 3, 4]
+    if pd == MAX_PD:
+        assert order[3:] == [4, 3, 2, 1]
+    assert reveal_order(example, random.Random(seed)) == order  # seeded
+
+
+def test_reveal_order_leaves_two_hop_nodes_of_planning_anyjoin_to_the_end() -> None:
+    # PD 3 with the in-branch joining the goal: v1 and v2 are unique successors, but v3 (a successor
+    # of the branch point v2) and v4 (a predecessor of the goal) each have a look-alike rival
+    cases = [e for e in draw("planning-anyjoin", "train", 400, seed=0)
+             if e.pd == 3 and sum(1 for _, y in e.edges if y == e.goal) == 2]
+    assert cases
+    for example in cases:
+        order = reveal_order(example, random.Random(1))
+        assert order[3:5] == [1, 2] and sorted(order[5:]) == [3, 4]
+    # and on every example the order is a permutation of the answer positions
+    for example in draw("planning-anyjoin", "train", 200, seed=1):
+        assert sorted(reveal_order(example, random.Random(0))) == list(range(7))

@@ -226,6 +226,19 @@ def test_sudoku_target_outside_the_range_is_refused() -> None:
         make_example(random.Random(0), 23, 36, thorough=True, target=40)
 
 
+def test_planning_rows_rank_the_path_in_the_order_of_unambiguous_lookups() -> None:
+    ordered = task_data("planning", 24, seed=5, with_order=True)
+    assert torch.equal(ordered.tokens, task_data("planning", 24, seed=5).tokens)
+    prompt = get_task("planning").prompt_length
+    examples = draw("planning", "train", 24, seed=5)
+    for row, example in enumerate(examples):
+        ranks = ordered.order_rank[row, prompt:]
+        assert sorted((ranks * 7).round().long().tolist()) == list(range(7))
+        assert ranks[[0, 5, 6]].max() < ranks[1:5].min()  # start, goal and EOS first
+        if example.pd == 0:  # forwards from the start
+            assert ranks[1] < ranks[2] < ranks[3] < ranks[4]
+
+
 def test_reveal_orders_leave_the_examples_alone_and_rank_every_answer_position() -> None:
     plain = task_data("sudoku-wide", 30, seed=2)
     ordered = task_data("sudoku-wide", 30, seed=2, with_order=True)
@@ -245,10 +258,20 @@ def test_reveal_orders_leave_the_examples_alone_and_rank_every_answer_position()
     assert not torch.equal(rows, torch.arange(28, 35))  # shuffled, so a wrong row pairing would show
 
 
-def test_order_fraction_needs_a_task_with_a_reveal_order() -> None:
-    section = load_config(None, ["data.source=planning", "data.train_size=10"]).data
-    with pytest.raises(TrainConfigError, match="order_fraction.*planning"):
+def test_order_fraction_needs_a_task_with_a_reveal_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import unmask.tasks
+
+    # a task registered without a reveal order (every bundled task has one)
+    monkeypatch.setitem(unmask.tasks.TASKS, "planning-unordered",
+                        lambda: dataclasses.replace(get_task("planning"), name="planning-unordered", reveal_order=None))
+    # (load_config only accepts the tasks known when it was imported, so the section is edited)
+    section = dataclasses.replace(load_config(None, ["data.source=planning", "data.train_size=10"]).data,
+                                  source="planning-unordered")
+    with pytest.raises(TrainConfigError, match="order_fraction.*planning-unordered.*no reveal order"):
         build_data(section, with_order=True)
+    assert build_data(section).size == 10  # the task itself is fine without the order
     with pytest.raises(TrainConfigError, match="order_fraction"):
         load_config(None, ["objective.kind=ar", "objective.order_fraction=0.5"])
     with pytest.raises(TrainConfigError, match="order_fraction"):

@@ -35,7 +35,8 @@ class Task:
     # draws the group itself (Sudoku: keeps the data stream it had before it had groups)
     cycle_groups: bool = True
     # the answer positions in an order a solver can fill them (Sudoku: givens and EOS, then waves of
-    # singles), for training on prefixes of it (objective.order_fraction); None: no such order
+    # singles; planning: start, goal and EOS, then waves of unambiguous lookups), for training on
+    # prefixes of it (objective.order_fraction); None: no such order
     reveal_order: Callable[[Any, random.Random], list[int]] | None = None
 
     def prompt(self, example: Any) -> list[int]:
@@ -111,6 +112,7 @@ def _planning(name: str = "planning", join: str = "branch") -> Task:
         prompt_length=2 * (planning.NUM_NODES - 1) + 4,
         answer_length=planning.PATH_EDGES + 2,
         num_groups=planning.MAX_PD + 1,
+        reveal_order=planning.reveal_order,
     )
 
 

@@ -128,6 +128,43 @@ def score(example: PlanningExample, generated: list[int], vocab: PlanningVocab =
     return list(generated[: len(expected)]) == expected
 
 
+def reveal_order(example: PlanningExample, rng: random.Random) -> list[int]:
+    """The answer positions (path nodes 0..5, EOS at 6) in the order a solver that only makes
+    unambiguous one-edge lookups can fill them.
+
+    First the start, the goal and EOS, shuffled: the prompt holds them, so a decoder copies them
+    first. Then waves: each wave is every unfilled path node that is the *only* successor of a
+    filled left neighbour or the *only* predecessor of a filled right neighbour, shuffled. In the
+    task ``planning`` that reaches every node (successors are unique up to the branch point,
+    predecessors from the goal down to its successor). In ``planning-anyjoin`` the nodes that need a
+    two-hop lookup come last, as one shuffled wave. Training on prefixes of this order
+    (``objective.order_fraction``) shows a model states in which only the unambiguous side of a gap
+    is filled, so it cannot fall back on the other lookup there.
+    """
+    successors: dict[int, list[int]] = {}
+    predecessors: dict[int, list[int]] = {}
+    for a, b in example.edges:
+        successors.setdefault(a, []).append(b)
+        predecessors.setdefault(b, []).append(a)
+    path = example.path
+    last = len(path) - 1
+    order = [0, last, last + 1]  # start, goal, EOS
+    rng.shuffle(order)
+    filled = {0, last}
+    while len(filled) < len(path):
+        wave = [
+            i for i in range(1, last) if i not in filled
+            and ((i - 1 in filled and successors.get(path[i - 1]) == [path[i]])
+                 or (i + 1 in filled and predecessors.get(path[i + 1]) == [path[i]]))
+        ]
+        if not wave:  # only two-hop lookups are left
+            wave = [i for i in range(1, last) if i not in filled]
+        rng.shuffle(wave)
+        order += wave
+        filled.update(wave)
+    return order
+
+
 def paths_from_start(example: PlanningExample) -> list[list[int]]:
     """Every maximal walk from the start (the graph is a DAG); used to verify uniqueness."""
     successors: dict[int, list[int]] = {}

@@ -82,7 +82,7 @@ def build_data(section: DataSection, with_order: bool = False) -> TrainData:
             raise TrainConfigError("objective.order_fraction needs task data with a reveal order, not data.source = 'jsonl'")
         return _jsonl_data(section)
     if with_order and get_task(section.source).reveal_order is None:
-        raise TrainConfigError(f"objective.order_fraction: task {section.source!r} defines no reveal order (the Sudoku tasks do)")
+        raise TrainConfigError(f"objective.order_fraction: task {section.source!r} defines no reveal order (the Sudoku and planning tasks do)")
     if section.group_weights:
         try:
             return task_data(section.source, section.train_size, section.seed, group_weights=section.group_weights, with_order=with_order)
