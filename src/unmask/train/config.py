@@ -93,7 +93,8 @@ class ObjectiveSection:
     focal_gamma: float = 0.0
     # the share of rows masked along the task's reveal order instead of at random: what stays
     # visible is then a prefix of an order a solver can fill (Sudoku: givens, then waves of
-    # singles), the states a confidence-ordered decode passes through. 0 = off (all rows random).
+    # singles; planning: start, goal and EOS, then waves of unambiguous one-edge lookups), the
+    # states a confidence-ordered decode passes through. 0 = off (all rows random).
     order_fraction: float = 0.0
 
 
