@@ -3,7 +3,7 @@
     .venv/bin/python scripts/probe_sudoku_givens.py MODEL_DIR [--task sudoku-wide] [--n 600] [--orders margin low_confidence]
 
 Draws ``--n`` test puzzles of ``--task`` (evaluation seed 0), decodes them with each order and
-prints the accuracy overall and per band of three givens counts (23-25, 26-28, ...). Each order after
+prints the accuracy overall and per band of three givens counts (23-25, 26-28, ...; sudoku-hard: 22-24, ...). Each order after
 the first is also compared with the first puzzle by puzzle (exact McNemar test).
 """
 
@@ -17,13 +17,13 @@ import torch
 
 from unmask.checkpoint import load_model
 from unmask.evaluate import evaluate, paired_comparison
-from unmask.tasks import draw
+from unmask.tasks import draw, get_task
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model directory")
-    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse"])
+    parser.add_argument("--task", default="sudoku-wide", choices=["sudoku", "sudoku-wide", "sudoku-sparse", "sudoku-hard"])
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
     parser.add_argument("--orders", nargs="+", default=["margin"], help="--remasking values to compare")
@@ -31,17 +31,20 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    examples = draw(args.task, "test", args.n, seed=args.seed)
+    task = get_task(args.task)
+    low_end = task.first_group or 23  # the ungrouped local-rule task starts its bands at 23 too
+    high_end = low_end + task.num_groups - 1 if task.num_groups else 36
+    examples = draw(task, "test", args.n, seed=args.seed)
     print(f"{args.model} on {args.task}: {args.n} test puzzles, seed {args.seed}, torch.set_num_threads({args.threads})")
     first = None
     for order in args.orders:
         report = evaluate(model, args.task, examples, seed=args.seed, remasking=order)
         bands: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
         for example, solved in zip(examples, report.solved):
-            band = bands[23 + (example.givens - 23) // 3 * 3]
+            band = bands[low_end + (example.givens - low_end) // 3 * 3]
             band[0] += solved
             band[1] += 1
-        by_band = ", ".join(f"{low}-{min(low + 2, 36)}: {ok}/{total}" for low, (ok, total) in sorted(bands.items()))
+        by_band = ", ".join(f"{low}-{min(low + 2, high_end)}: {ok}/{total}" for low, (ok, total) in sorted(bands.items()))
         print(f"{order}: {report.accuracy:.1%} ({by_band}), {report.seconds:.0f} s", flush=True)
         if first is None:
             first = (order, report)

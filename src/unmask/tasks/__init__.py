@@ -38,6 +38,11 @@ class Task:
     # singles; planning: start, goal and EOS, then waves of unambiguous lookups), for training on
     # prefixes of it (objective.order_fraction); None: no such order
     reveal_order: Callable[[Any, random.Random], list[int]] | None = None
+    # (rng, index or group, split) -> an example of that split: for a generator that can tell an
+    # example's split (which hangs on its answer) before the costly part of making it (sudoku-hard
+    # knows the solution grid first, then spends tens of ms on the puzzle); None: make_example,
+    # with the split checked after
+    make_in_split: Callable[[random.Random, int | None, str], Any] | None = None
 
     def prompt(self, example: Any) -> list[int]:
         return example.prompt(self.vocab)
@@ -77,6 +82,9 @@ def draw(
             index: int | None = groups[len(examples)]
         else:
             index = len(examples) if task.cycle_groups else None
+        if task.make_in_split is not None:
+            examples.append(task.make_in_split(rng, index, split))
+            continue
         example = task.make_example(rng, index)
         if split_of(task.answer(example)) == split:
             examples.append(example)
@@ -150,6 +158,34 @@ def _sudoku(name: str = "sudoku", min_givens: int = 23, max_givens: int = 36, th
     )
 
 
+def _sudoku_hard() -> Task:
+    """Puzzles singles cannot finish (evaluation only; see unmask.tasks.sudoku_hard), grouped by givens."""
+    from unmask.tasks import sudoku, sudoku_hard
+
+    vocab = sudoku.SudokuVocab()
+    return Task(
+        name="sudoku-hard",
+        vocab=vocab,
+        make_example=lambda rng, group: sudoku_hard.make_example(
+            rng, None if group is None else sudoku_hard.MIN_GIVENS + group
+        ),
+        # the solution grid comes first, so grids of other splits are dropped before the search
+        make_in_split=lambda rng, group, split: sudoku_hard.make_example(
+            rng, None if group is None else sudoku_hard.MIN_GIVENS + group,
+            keep_solution=lambda solution: split_of(list(solution) + [vocab.eos]) == split,
+        ),
+        score=lambda example, generated: sudoku.score(example, generated, vocab),
+        group_name="givens",
+        group_of=lambda example: example.givens,
+        prompt_length=sudoku.CELLS + 1,
+        answer_length=sudoku.CELLS + 1,
+        num_groups=sudoku_hard.MAX_GIVENS - sudoku_hard.MIN_GIVENS + 1,
+        first_group=sudoku_hard.MIN_GIVENS,
+        cycle_groups=False,
+        reveal_order=None,  # singles cannot order these answers
+    )
+
+
 TASKS: dict[str, Callable[[], Task]] = {
     "planning": _planning,
     # the harder variant whose in-branch may join any path node (see unmask.tasks.planning)
@@ -161,6 +197,9 @@ TASKS: dict[str, Callable[[], Task]] = {
     "sudoku-wide": lambda: _sudoku("sudoku-wide", 23, 36, thorough=True),
     # the hardest end only (23-30 givens): 0.22 ms per puzzle with numba, the lower targets taking more tries
     "sudoku-sparse": lambda: _sudoku("sudoku-sparse", 23, 30, thorough=True),
+    # unique puzzles that need more than singles (22-30 givens), to evaluate Sudoku models out of
+    # distribution; a backtracking uniqueness check per removal, tens of ms per puzzle
+    "sudoku-hard": _sudoku_hard,
 }
 
 
