@@ -17,10 +17,11 @@ routes:
   GET  /metrics              Prometheus text: requests, tokens, NFE, queue depth, latencies
 
 Requests take OpenAI's fields (model, prompt/messages, max_tokens or max_completion_tokens,
-temperature, top_p, stop, seed, n=1, stream, stream_options.include_usage) and the model
+temperature, top_p, stop, seed, n, stream, stream_options.include_usage) and the model
 family's decoding options as extra top-level fields (steps, block_length, threshold, policy,
 remasking, cfg_scale, ...); left-out options come from the model's generation_config.json.
 Responses carry an "unmask" field with nfe and tokens_per_forward.
+n > 1 decodes n rows in one batch, choice i with seed + i (greedy decoding can give n equal choices).
 
 examples:
   unmask serve                                  # the bundled planning model on 127.0.0.1:8000
@@ -48,8 +49,12 @@ def add_serve_parser(commands: Any) -> None:
     limits = serve.add_argument_group("limits (a request over one gets a 4xx naming it)")
     limits.add_argument("--max-prompt-tokens", type=int, default=4096, help="longest prompt in tokens (default 4096)")
     limits.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens a request may ask for (default 1024)")
-    limits.add_argument("--max-queue", type=int, default=64, help="requests waiting for the engine before 429 (default 64)")
-    limits.add_argument("--max-batch", type=int, default=16, help="most requests decoded together in one batch (default 16)")
+    limits.add_argument("--max-queue", type=int, default=64, help="rows waiting for the engine before 429; a request takes one per choice (default 64)")
+    limits.add_argument("--max-batch", type=int, default=16, help="most rows decoded together in one batch; a request has one per choice (default 16)")
+    limits.add_argument("--max-n", type=int, default=8,
+                        help="most choices (n) one request may ask for (default 8); each choice is its own row, so a "
+                             "request takes n slots of --max-queue (n above it is refused) and choices beyond "
+                             "--max-batch decode in a later batch")
     limits.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body; larger is 413 (default 1 MiB)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(handler=run_serve)
@@ -68,7 +73,7 @@ def example_prompt(model: Any) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    for flag in ("max_prompt_tokens", "max_tokens", "max_queue", "max_batch", "max_body_bytes"):
+    for flag in ("max_prompt_tokens", "max_tokens", "max_queue", "max_batch", "max_n", "max_body_bytes"):
         if getattr(args, flag) < 1:
             print(f"error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
@@ -93,7 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
     model = unmask.load(args.model, dtype=args.dtype)
     name = args.name or Path(args.model).resolve().name
     limits = Limits(max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens, max_queue=args.max_queue,
-                    max_batch=args.max_batch, max_body_bytes=args.max_body_bytes)
+                    max_batch=args.max_batch, max_n=args.max_n, max_body_bytes=args.max_body_bytes)
     app = create_app(served_model(model, name), limits, api_key=args.api_key, example_prompt=example_prompt(model))
     print(f"unmask serve: {name} ({args.model}) on http://{args.host}:{args.port}  playground: / ", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -26,10 +26,12 @@ def test_serve_help_lists_routes_and_limits(capsys: Any) -> None:
     except SystemExit as done:
         assert done.code == 0
     text = capsys.readouterr().out
-    for needle in ("/v1/chat/completions", "/metrics", "--api-key", "--max-queue", "--max-body-bytes", "planning-diffusion"):
+    for needle in ("/v1/chat/completions", "/metrics", "--api-key", "--max-queue", "--max-n", "--max-body-bytes", "planning-diffusion"):
         assert needle in text
     assert main(["serve", "--max-batch", "0"]) == 2
     assert "--max-batch must be at least 1" in capsys.readouterr().err
+    assert main(["serve", "--max-n", "0"]) == 2
+    assert "--max-n must be at least 1" in capsys.readouterr().err
 
 
 def test_serve_subprocess_answers_with_the_ar_model() -> None:

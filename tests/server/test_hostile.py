@@ -58,8 +58,10 @@ BAD_FIELDS: list[dict[str, Any]] = [
     {"stop": ["x"] * 100},
     {"stream": "yes"},
     {"stream_options": "x"},
-    {"n": 3},
+    {"n": 0},
     {"n": -1},
+    {"n": 9},  # above the default max_n of 8
+    {"n": 2.0},
     {"model": 7},
     {"model": "no-such-model"},
     {"logprobs": 5},

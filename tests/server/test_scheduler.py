@@ -65,3 +65,36 @@ def test_batches_by_key_in_arrival_order_up_to_max_batch() -> None:
     runs, texts = asyncio.run(scenario())
     assert runs == [[0], [1, 3], [2, 5], [6]]
     assert texts == ["0", "1", "2", "3", "5", "6"]
+
+
+def test_a_requests_rows_are_queued_all_or_none_and_batched_together() -> None:
+    async def scenario() -> tuple[list[list[int]], int, list[str]]:
+        engine = ScriptedEngine()
+        scheduler = Scheduler(engine, Metrics(), max_queue=4, max_batch=3)
+        loop = asyncio.get_running_loop()
+
+        def maker(seed: int, key: str) -> Any:
+            text = TextStream(lambda ids: " ".join(map(str, ids)))
+            return lambda: Job(EngineRequest([seed], seed=seed), key, text, loop, False, False, None)
+
+        first = scheduler.submit(maker(0, "A"))
+        await asyncio.to_thread(engine.started.wait, 10)  # the engine is busy with job 0
+        lone = scheduler.submit(maker(1, "B"))
+        three = scheduler.submit_all([maker(seed, "A") for seed in (10, 11, 12)])  # 1 + 3 = the whole queue
+        with pytest.raises(APIError) as refused:
+            scheduler.submit_all([maker(20, "A"), maker(21, "A")])  # no room for either row
+        assert refused.value.status == 429 and refused.value.code == "queue_full"
+        depth = scheduler.queue_depth
+        engine.release.set()
+        texts = []
+        for job in [first, lone, *three]:
+            event = await asyncio.wait_for(job.events.get(), 10)
+            assert isinstance(event, Finished)
+            texts.append(event.text)
+        scheduler.close()
+        return engine.runs, depth, texts
+
+    runs, depth, texts = asyncio.run(scenario())
+    assert depth == 4  # the refused request left nothing behind
+    assert runs == [[0], [1], [10, 11, 12]]  # oldest first; the three rows of a request in one run
+    assert texts == ["0", "1", "10", "11", "12"]

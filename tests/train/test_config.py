@@ -82,7 +82,7 @@ def test_override_values_are_typed() -> None:
     ("objective.weighting=t", "objective.weighting must be one of inverse_t, none"),
     ("optim.dtype=float16", "optim.dtype must be one of float32, bfloat16"),
     ("run.export_dtype=int8", "run.export_dtype must be one of"),
-    ("data.source=wiki", "data.source must be one of planning, planning-anyjoin, sudoku, sudoku-wide, sudoku-sparse, jsonl"),
+    ("data.source=wiki", "data.source must be one of planning, planning-anyjoin, sudoku, sudoku-wide, sudoku-sparse, sudoku-hard, jsonl"),
     ("data.source=jsonl", "data.source = 'jsonl' needs data.path"),
     ("optim.max_steps=0", "optim.max_steps must be positive, got 0"),
     ("model.hidden_size=-4", "model.hidden_size must be positive"),

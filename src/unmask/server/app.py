@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import anyio
 from fastapi import FastAPI, Request
@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from unmask.engine import EngineRequest
 
 from unmask.server.errors import APIError, from_validation_error
 from unmask.server.metrics import Metrics
@@ -129,9 +131,16 @@ def create_app(served: ServedModel, limits: Limits = Limits(), api_key: str | No
         running = asyncio.get_running_loop()
         tokenizer = served.tokenizer
         decode = tokenizer.decode if tokenizer is not None else (lambda ids: " ".join(map(str, ids)))
-        job = scheduler.submit(lambda: Job(prepared.request, prepared.batch_key, TextStream(decode, prepared.stops), running,
-                                           prepared.stream, prepared.want_canvas, getattr(served.engine, "eos_id", None)))
-        return await responder.respond(request, prepared, job, chat=kind is ChatCompletionRequest)
+        eos_id = getattr(served.engine, "eos_id", None)
+
+        def maker(row: EngineRequest) -> Callable[[], Job]:
+            # each choice its own TextStream: a stop string found in one choice ends that choice only
+            return lambda: Job(row, prepared.batch_key, TextStream(decode, prepared.stops), running,
+                               prepared.stream, prepared.want_canvas, eos_id)
+
+        # all n choices are queued, or none (429): a request never holds slots it cannot use
+        jobs = scheduler.submit_all([maker(row) for row in prepared.choice_requests()])
+        return await responder.respond(request, prepared, jobs, chat=kind is ChatCompletionRequest)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:

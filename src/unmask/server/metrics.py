@@ -86,8 +86,8 @@ class Metrics:
                 ("unmask_forward_passes_total", "counter", "Model forward passes (NFE) run by the engine.", self.forward_passes),
                 ("unmask_batches_total", "counter", "Engine runs (batches) started.", self.batches),
                 ("unmask_batch_rows_total", "counter", "Rows over all engine runs (mean batch size = rows/batches).", self.batched_rows),
-                ("unmask_queue_depth", "gauge", "Requests waiting for the engine.", queue_depth),
-                ("unmask_running_requests", "gauge", "Requests being decoded now.", running),
+                ("unmask_queue_depth", "gauge", "Rows waiting for the engine (one per choice).", queue_depth),
+                ("unmask_running_requests", "gauge", "Rows being decoded now (one per choice).", running),
             ]
             for name, kind, text, value in simple:
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]

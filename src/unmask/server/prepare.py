@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Hashable
 
 from jinja2 import TemplateError
@@ -26,6 +26,7 @@ from unmask.server.protocol import ChatCompletionRequest, CompletionRequest
 log = logging.getLogger("unmask.server")
 
 MAX_STOP_STRINGS = 16
+SEED_RANGE = 2**63  # torch's seed range; the engine reduces every seed modulo it
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Limits:
     max_queue: int = 64
     max_batch: int = 16
     max_body_bytes: int = 1 << 20
+    max_n: int = 8  # most choices (``n``) per request; each choice is one engine row and one queue slot
 
 
 @dataclass
@@ -56,7 +58,7 @@ class ServedModel:
 
 @dataclass
 class Prepared:
-    request: EngineRequest
+    request: EngineRequest  # choice 0's row, exactly what an n=1 request decodes
     batch_key: Hashable
     prompt_tokens: int
     stops: list[str]
@@ -64,6 +66,20 @@ class Prepared:
     include_usage: bool
     want_canvas: bool
     ignored: list[str] = field(default_factory=list)
+    n: int = 1
+
+    def choice_requests(self) -> list[EngineRequest]:
+        """One engine row per choice: choice ``i`` is seeded ``(seed + i) mod 2**63``.
+
+        So choice ``i`` decodes exactly what an n=1 request with seed ``seed + i`` decodes, and a
+        fixed seed reproduces all n choices. Choice 0 keeps the request's seed as sent (the engine
+        reduces it modulo 2**63 itself), so an n=1 request is unchanged. Under greedy decoding
+        (temperature 0) the seed does not matter and the n choices can be identical, as in OpenAI.
+        """
+        base = self.request.seed
+        # copies: no two rows share a list or dict, whatever the engine does with its rows
+        return [self.request] + [replace(self.request, prompt_ids=list(self.request.prompt_ids), params=dict(self.request.params),
+                                         seed=(base + i) % SEED_RANGE) for i in range(1, self.n)]
 
 
 def check_model_name(name: str | None, served: ServedModel) -> None:
@@ -75,7 +91,6 @@ def check_model_name(name: str | None, served: ServedModel) -> None:
 def _unsupported(request: CompletionRequest | ChatCompletionRequest) -> None:
     """OpenAI options unmask cannot honour are refused unless they ask for the default."""
     checks: list[tuple[str, bool]] = [
-        ("n", request.n not in (None, 1)),
         ("presence_penalty", request.presence_penalty not in (None, 0)),
         ("frequency_penalty", request.frequency_penalty not in (None, 0)),
         ("logit_bias", bool(request.logit_bias)),
@@ -88,8 +103,22 @@ def _unsupported(request: CompletionRequest | ChatCompletionRequest) -> None:
         checks += [("tools", bool(request.tools)), ("response_format", format_type != "text")]
     for name, refused in checks:
         if refused:
-            what = "only n=1 is supported" if name == "n" else "this option is not supported by unmask"
-            raise APIError(f"{name}: {what}", param=name, code="unsupported_parameter")
+            raise APIError(f"{name}: this option is not supported by unmask", param=name, code="unsupported_parameter")
+
+
+def _choices(n: int | None, limits: Limits) -> int:
+    """How many choices the request asks for. Each is a queue slot, so a request may not ask for
+    more than the queue holds: it could never be admitted and would get 429 forever."""
+    if n is None:
+        return 1
+    if n < 1:
+        raise APIError(f"n must be at least 1, got {n}", param="n", code="invalid_value")
+    if n > limits.max_n:
+        raise APIError(f"n is {n}, above this server's limit of {limits.max_n} (max_n)", param="n", code="invalid_value")
+    if n > limits.max_queue:
+        raise APIError(f"n is {n}, above this server's limit of {limits.max_queue} (max_queue: each choice takes a "
+                       f"queue slot)", param="n", code="invalid_value")
+    return n
 
 
 def _valid_text(text: str, param: str) -> str:
@@ -169,6 +198,7 @@ def prepare(request: CompletionRequest | ChatCompletionRequest, served: ServedMo
     """Validate ``request`` completely and build the engine's request. Raises APIError."""
     check_model_name(request.model, served)
     _unsupported(request)
+    n = _choices(request.n, limits)
     stops = _stops(request.stop)
     knobs, ignored = split_extras(served.family, request.model_extra or {})
     if ignored:
@@ -204,7 +234,7 @@ def prepare(request: CompletionRequest | ChatCompletionRequest, served: ServedMo
     options = request.stream_options
     return Prepared(
         request=engine_request, batch_key=key, prompt_tokens=len(ids), stops=stops, stream=bool(request.stream),
-        include_usage=bool(options and options.include_usage), want_canvas=request.return_canvas, ignored=ignored,
+        include_usage=bool(options and options.include_usage), want_canvas=request.return_canvas, ignored=ignored, n=n,
     )
 
 

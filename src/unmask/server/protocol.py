@@ -89,8 +89,24 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class ChoiceStats(BaseModel):
+    """What the decoder did for one choice of an ``n`` > 1 request (its own engine row)."""
+
+    index: int
+    nfe: int
+    tokens_per_forward: float
+    committed: int
+    seed: int
+    seconds: float
+
+
 class UnmaskStats(BaseModel):
-    """Extension field ``unmask`` on responses: what the diffusion decoder did."""
+    """Extension field ``unmask`` on responses: what the diffusion decoder did.
+
+    For one choice (``n`` = 1, and on each choice's own stream chunks) the fields describe its row.
+    A whole ``n`` > 1 response summarises them (see ``Responder.stats``) and lists every row in
+    ``choices``, which is absent otherwise, so n=1 bodies keep their shape.
+    """
 
     nfe: int
     tokens_per_forward: float
@@ -99,6 +115,7 @@ class UnmaskStats(BaseModel):
     seconds: float | None = None
     # streaming only, when the request set return_canvas: the generated region, null = masked
     canvas: list[str | None] | None = None
+    choices: list[ChoiceStats] | None = None
 
 
 class CompletionChoice(BaseModel):

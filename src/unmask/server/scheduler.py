@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 from unmask.engine import EngineRequest, RowResult, RowUpdate
 from unmask.sampling.params import ParamError
@@ -137,15 +137,22 @@ class Scheduler:
         return self._thread.is_alive() and not self._closing
 
     def submit(self, make_job: Callable[[], Job]) -> Job:
+        return self.submit_all([make_job])[0]
+
+    def submit_all(self, make_jobs: Sequence[Callable[[], Job]]) -> list[Job]:
+        """Queue the rows of one request (its ``n`` choices) all or none: a request must never
+        hold slots it cannot use, so a queue without room for every row refuses the request whole.
+        The rows are queued together, in order, under one lock, so with one batch key they also leave
+        the queue together: in one batch, unless older rows of that key or ``max_batch`` leave no room."""
         with self._wake:
             if not self.alive:
                 raise unavailable("the engine is not running (the server is shutting down)")
-            if len(self._pending) >= self.max_queue:
+            if len(self._pending) + len(make_jobs) > self.max_queue:
                 raise queue_full(retry_after=1)
-            job = make_job()
-            self._pending.append(job)
+            jobs = [make_job() for make_job in make_jobs]
+            self._pending.extend(jobs)
             self._wake.notify()
-        return job
+        return jobs
 
     def cancel(self, job: Job) -> None:
         """The client is gone: drop the job from the queue, or from its running batch at the next
