@@ -26,6 +26,20 @@ TINY_CHAT = REPO / "tests" / "assets" / "tiny-llada-chat"
 PLANNING_PROMPT = "4 2 10 19 6 11 7 15 13 17 3 4 19 13 2 7 17 6 10 3 SEP 10 11 ANS"
 
 
+class WrappedEngine:
+    """The real engine behind a test double: subclasses override ``run`` to inject a fault."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.eos_id = engine.eos_id
+
+    def check(self, request: Any) -> None:
+        self.engine.check(request)
+
+    def batch_key(self, request: Any) -> Any:
+        return self.engine.batch_key(request)
+
+
 class LiveServer:
     """An app served by uvicorn in a background thread; ``url`` is its base address."""
 

@@ -16,7 +16,7 @@ import pytest
 from unmask.engine import Engine
 from unmask.server import Limits, create_app, served_model
 
-from tests.server.conftest import LiveServer, serve
+from tests.server.conftest import LiveServer, WrappedEngine, serve
 from tests.server.test_hostile import LONG, assert_client_error, forward_passes, wait_until
 from tests.server.test_openai_api import client
 
@@ -218,19 +218,9 @@ def test_disconnect_while_waiting_cancels_every_choice(chat_server: LiveServer) 
     assert forward_passes(chat_server) - before < 256
 
 
-class OneRowBreaks:
+class OneRowBreaks(WrappedEngine):
     """The real engine, except that row 1's third update is broken (a bug in one row's text path):
     that row fails on its own, and the response must then give up its other rows, before and after it."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.eos_id = engine.eos_id
-
-    def check(self, request: Any) -> None:
-        self.engine.check(request)
-
-    def batch_key(self, request: Any) -> Any:
-        return self.engine.batch_key(request)
 
     def run(self, requests: Any, on_update: Any = None, is_cancelled: Any = None) -> Any:
         seen = [0] * len(requests)

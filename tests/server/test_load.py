@@ -11,7 +11,7 @@ import openai
 
 from unmask.engine import Engine
 
-from tests.server.conftest import LiveServer
+from tests.server.conftest import LiveServer, WrappedEngine
 
 CLIENTS = 32
 PROMPTS = ["A diffusion", "Many positions are decoded", "The review", "unmask loads checkpoints without running code", "Sudoku"]
@@ -55,18 +55,8 @@ def test_concurrent_streams_equal_requests_run_alone(chat_server: LiveServer) ->
     assert len(set(alone)) > CLIENTS // 2  # seeds and prompts gave different answers: the comparison means something
 
 
-class FailingEngine:
+class FailingEngine(WrappedEngine):
     """The real engine, except that a run blows up after the first forward (a bug mid-stream)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.eos_id = engine.eos_id
-
-    def check(self, request: Any) -> None:
-        self.engine.check(request)
-
-    def batch_key(self, request: Any) -> Any:
-        return self.engine.batch_key(request)
 
     def run(self, requests: Any, on_update: Any = None, is_cancelled: Any = None) -> Any:
         def explode(row: int, update: Any) -> None:
