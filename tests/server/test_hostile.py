@@ -175,13 +175,15 @@ def test_disconnect_mid_stream_cancels_the_row(chat_server: LiveServer) -> None:
     assert chat_server.app.state.metrics.requests[("completions", "disconnected")] >= 1
 
 
-def test_disconnect_while_waiting_for_a_whole_answer(chat_server: LiveServer) -> None:
+@pytest.mark.parametrize("n", [1, 2])
+def test_disconnect_while_waiting_for_a_whole_answer(chat_server: LiveServer, n: int) -> None:
+    """Every choice's row is freed when the client leaves a non-streaming request."""
     before = forward_passes(chat_server)
-    body = json.dumps(LONG).encode()
+    body = json.dumps({**LONG, "n": n}).encode()
     with socket.create_connection(("127.0.0.1", chat_server.port)) as raw:
         raw.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        wait_until(lambda: chat_server.scheduler.running == 1)
+        wait_until(lambda: chat_server.scheduler.running == n)
     wait_until(lambda: not chat_server.scheduler._running)
     assert forward_passes(chat_server) - before < 256
 

@@ -116,8 +116,7 @@ class Responder:
         """
         if len(dones) == 1:
             return cls.row_stats(jobs[0], dones[0])
-        rows = [ChoiceStats(index=index, nfe=done.result.nfe, tokens_per_forward=round(done.result.tokens_per_forward, 4),
-                            committed=done.result.committed, seed=job.request.seed, seconds=round(done.result.seconds, 6))
+        rows = [ChoiceStats(index=index, **cls.row_stats(job, done).model_dump(include=set(ChoiceStats.model_fields)))
                 for index, (job, done) in enumerate(zip(jobs, dones))]
         committed = sum(row.committed for row in rows)
         row_forwards = sum(done.result.nfe for done in dones)
