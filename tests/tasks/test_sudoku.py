@@ -281,6 +281,72 @@ def test_compiled_pass_leaves_the_inputs_it_does_not_own() -> None:
     assert solve_singles(puzzle) == list(solution)
 
 
+def _count_by_enumeration(grid: list[int]) -> int:
+    """Every solution of ``grid``, counted by filling its blanks in cell order with each digit its
+    units still allow (no ordering heuristic, no limit); a clash among the givens counts 0."""
+    if any(v and any(grid[j] == v for unit in UNITS if i in unit for j in unit if j != i) for i, v in enumerate(grid)):
+        return 0
+    holes = [i for i in range(CELLS) if not grid[i]]
+
+    def fill(k: int) -> int:
+        if k == len(holes):
+            return 1
+        i, total = holes[k], 0
+        for d in range(1, 10):
+            if all(grid[j] != d for unit in UNITS if i in unit for j in unit):
+                grid[i] = d
+                total += fill(k + 1)
+                grid[i] = 0
+        return total
+
+    return fill(0)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_count_solutions_matches_a_count_by_enumeration(compiled: bool) -> None:
+    # grids with no, one and several solutions, counted exhaustively and by the search, below and
+    # above each limit
+    if compiled:
+        pytest.importorskip("numba")
+    rng = random.Random(5)
+    seen = set()
+    for _ in range(40):
+        solution = make_example(rng, 81, 81).solution
+        kind = rng.choice(["few", "two digits", "clash"])
+        if kind == "two digits":  # every 1 and 2 blanked: swapping them everywhere solves it too
+            grid = [0 if v in (1, 2) else v for v in solution]
+        else:
+            grid = list(solution)
+            for cell in rng.sample(range(CELLS), 6):
+                grid[cell] = 0
+            if kind == "clash":
+                given = rng.choice([i for i in range(CELLS) if grid[i]])
+                grid[given] = grid[given] % 9 + 1
+        expected = _count_by_enumeration(list(grid))
+        seen.add(min(expected, 2))
+        for limit in (1, 2, 3, 50):
+            assert count_solutions(grid, limit, use_compiled=compiled) == min(expected, limit), (grid, limit)
+    assert seen == {0, 1, 2}  # the sample held grids with none, one and several solutions
+    with pytest.raises(ValueError, match="limit"):
+        count_solutions(HARD, 0, use_compiled=compiled)
+
+
+def test_compiled_count_solutions_agrees_on_puzzles_that_need_search() -> None:
+    # the uniqueness checks of sudoku-hard: sparse puzzles, unique or not, counted both ways
+    pytest.importorskip("numba")
+    rng = random.Random(8)
+    counts = []
+    for _ in range(40):
+        grid = list(make_example(rng, 23, 30, thorough=True).puzzle)
+        for cell in rng.sample([i for i in range(CELLS) if grid[i]], rng.randint(0, 6)):
+            grid[cell] = 0
+        python = count_solutions(grid, 4, use_compiled=False)
+        assert count_solutions(grid, 4, use_compiled=True) == python
+        counts.append(python)
+    assert count_solutions(HARD, use_compiled=True) == 1
+    assert {1, 4} <= set(counts)  # both unique puzzles and ones the limit stopped
+
+
 def _is_single(grid: list[int], cell: int, digit: int) -> bool:
     """Whether ``digit`` at the blank ``cell`` is a naked or a hidden single of ``grid``, by brute force."""
     def fits(i: int, d: int) -> bool:

@@ -159,7 +159,7 @@ def _sudoku(name: str = "sudoku", min_givens: int = 23, max_givens: int = 36, th
 
 
 def _sudoku_hard() -> Task:
-    """Puzzles singles cannot finish (evaluation only; see unmask.tasks.sudoku_hard), grouped by givens."""
+    """Puzzles singles cannot finish (see unmask.tasks.sudoku_hard), grouped by givens."""
     from unmask.tasks import sudoku, sudoku_hard
 
     vocab = sudoku.SudokuVocab()

@@ -452,17 +452,27 @@ def reveal_order(example: SudokuExample, rng: random.Random) -> list[int]:
         order += cells
 
 
-def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2) -> int:
+def count_solutions(puzzle: list[int] | tuple[int, ...], limit: int = 2, use_compiled: bool | None = None) -> int:
     """Number of solutions of ``puzzle``, counting stops at ``limit`` (so 2 means "not unique").
 
     Plain backtracking that always branches on the blank with fewest candidates, which keeps it
-    fast on puzzles with a unique solution.
+    fast on puzzles with a unique solution. ``use_compiled`` (default: whenever numba is
+    installed) runs the same search compiled (:mod:`unmask.tasks.sudoku_compiled`); the count
+    is the same either way, since it is min(number of solutions, ``limit``).
     """
     _check_grid(puzzle)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
     grid = list(puzzle)
     present = _unit_digits(grid)
     if present is None:
         return 0  # a given repeats in a unit
+    if use_compiled is None:
+        use_compiled = _compiled_available()
+    if use_compiled:
+        from unmask.tasks import sudoku_compiled
+
+        return sudoku_compiled.count_solutions(grid, present, limit)
     cell_units = _CELL_UNITS
     blanks = [i for i in range(CELLS) if not grid[i]]
 
