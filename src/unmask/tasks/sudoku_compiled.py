@@ -41,16 +41,22 @@ for _d in range(1, 10):
     _DIGIT_OF_BIT[1 << (_d - 1)] = _d
 
 
-def _fill_until(grid: Any, present: Any, stop_cell: int, units: Any, cell_units: Any, digit_of_bit: Any) -> int:
-    """:func:`unmask.tasks.sudoku._fill_singles` on arrays: 0 once ``stop_cell`` is filled or no
-    blank is left, -1 on a contradiction, else the number of blanks left when singles stall."""
-    full = 511
-    blanks = np.empty(81, dtype=np.int64)
+def _list_blanks(grid: Any, blanks: Any) -> int:
+    """Writes the blank cells of ``grid`` to the front of ``blanks``, in cell order; their number."""
     n_blanks = 0
     for i in range(81):
         if grid[i] == 0:
             blanks[n_blanks] = i
             n_blanks += 1
+    return n_blanks
+
+
+def _fill_until(grid: Any, present: Any, stop_cell: int, units: Any, cell_units: Any, digit_of_bit: Any) -> int:
+    """:func:`unmask.tasks.sudoku._fill_singles` on arrays: 0 once ``stop_cell`` is filled or no
+    blank is left, -1 on a contradiction, else the number of blanks left when singles stall."""
+    full = 511
+    blanks = np.empty(81, dtype=np.int64)
+    n_blanks = _list_blanks(grid, blanks)
     while n_blanks > 0:
         progress = False
         n_open = 0
@@ -143,11 +149,7 @@ def _count(grid: Any, present: Any, limit: int, cell_units: Any, digit_of_bit: A
     with fewest candidates, stop counting at ``limit``. ``grid`` and ``present`` are changed."""
     full = 511
     blanks = np.empty(81, dtype=np.int64)
-    n_blanks = 0
-    for i in range(81):
-        if grid[i] == 0:
-            blanks[n_blanks] = i
-            n_blanks += 1
+    n_blanks = _list_blanks(grid, blanks)
     stack_cell = np.empty(82, dtype=np.int64)
     stack_candidates = np.empty(82, dtype=np.int64)
     depth = 0
@@ -200,7 +202,8 @@ def _count(grid: Any, present: Any, limit: int, cell_units: Any, digit_of_bit: A
 
 
 if numba is not None:
-    # rebinding the names makes _remove call the compiled _fill_until; all compile on first call
+    # rebinding the names makes the callers call the compiled helpers; all compile on first call
+    _list_blanks = numba.njit(cache=True)(_list_blanks)
     _fill_until = numba.njit(cache=True)(_fill_until)
     _remove = numba.njit(cache=True)(_remove)
     _count = numba.njit(cache=True)(_count)
