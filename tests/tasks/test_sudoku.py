@@ -13,13 +13,13 @@ from unmask.tasks.sudoku import (
     UNITS,
     SudokuExample,
     SudokuVocab,
-    count_solutions,
     is_valid_solution,
     make_dataset,
     make_example,
     score,
     solve_singles,
 )
+from unmask.tasks.sudoku_search import count_solutions
 
 VOCAB = SudokuVocab()
 

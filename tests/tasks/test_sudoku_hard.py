@@ -7,7 +7,8 @@ import random
 import pytest
 
 from unmask.tasks import draw, get_task
-from unmask.tasks.sudoku import count_solutions, is_valid_solution, solve_singles
+from unmask.tasks.sudoku import is_valid_solution, solve_singles
+from unmask.tasks.sudoku_search import count_solutions
 from unmask.tasks.sudoku_hard import MAX_GIVENS, MIN_GIVENS, make_example
 
 

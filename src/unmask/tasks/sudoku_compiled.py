@@ -145,7 +145,7 @@ _BIT_COUNT = np.array([bin(m).count("1") for m in range(_FULL + 1)], dtype=np.in
 
 
 def _count(grid: Any, present: Any, limit: int, cell_units: Any, digit_of_bit: Any, bit_count: Any) -> int:
-    """:func:`unmask.tasks.sudoku.count_solutions` as an explicit-stack search: branch on the blank
+    """:func:`unmask.tasks.sudoku_search.count_solutions` as an explicit-stack search: branch on the blank
     with fewest candidates, stop counting at ``limit``. ``grid`` and ``present`` are changed."""
     full = 511
     blanks = np.empty(81, dtype=np.int64)

@@ -22,6 +22,7 @@ import random
 from typing import Callable
 
 from unmask.tasks import sudoku
+from unmask.tasks.sudoku_search import count_solutions
 
 MIN_GIVENS = 22
 MAX_GIVENS = 30
@@ -57,7 +58,7 @@ def make_example(
                 break
             digit = puzzle[cell]
             puzzle[cell] = 0
-            if sudoku.count_solutions(puzzle, limit=2) == 1:
+            if count_solutions(puzzle, limit=2) == 1:
                 count -= 1
             else:
                 puzzle[cell] = digit
