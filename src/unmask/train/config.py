@@ -70,6 +70,10 @@ class DataSection:
     # sudoku-wide: target givens 23..36), e.g. [1, 1, 1, 2, 2, 3] for more long planning distances;
     # empty = the task's default (equal shares, or uniform targets). Evaluation is unchanged.
     group_weights: tuple[float, ...] = ()
+    # task data only: a folder where each task draw is saved once and loaded by later runs that ask
+    # for the same draw from the same task code (unmask.train.data_cache); empty = always draw.
+    # It never changes the rows, so a resumed run may set or change it.
+    cache_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,8 @@ class TrainConfig:
             raise TrainConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
         if self.data.group_weights and self.data.source == "jsonl":
             raise TrainConfigError("data.group_weights applies to task data only, not data.source = 'jsonl'")
+        if self.data.cache_dir and self.data.source == "jsonl":
+            raise TrainConfigError("data.cache_dir applies to task data only, not data.source = 'jsonl'")
         if self.data.source == "jsonl" and not (self.data.path and self.data.tokenizer):
             raise TrainConfigError("data.source = 'jsonl' needs data.path (the .jsonl file) and data.tokenizer (a tokenizer.json or model directory)")
 
@@ -219,7 +225,8 @@ class TrainConfig:
 
 # run-control fields that may change between a run and its resumption
 RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", "run.eval_every",
-                  "run.eval_n", "run.log_every", "run.progress", "run.export_dtype", "run.stop_at"}
+                  "run.eval_n", "run.log_every", "run.progress", "run.export_dtype", "run.stop_at",
+                  "data.cache_dir"}
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from unmask.tasks import draw, get_task
+from unmask.tasks import Task, draw, get_task
 from unmask.train.config import DataSection, TrainConfigError
+from unmask.train.data_cache import cache_file, draw_description, load_cached, store
 
 
 @dataclass
@@ -74,29 +77,64 @@ class TrainData:
         return self.tokens[rows], self.targets[rows], None if self.order_rank is None else self.order_rank[rows]
 
 
-def build_data(section: DataSection, with_order: bool = False) -> TrainData:
+def build_data(section: DataSection, with_order: bool = False, report: Callable[[str], None] | None = None) -> TrainData:
     """The training data of ``section``; ``with_order`` also computes each row's reveal order
-    (for ``objective.order_fraction``), which only some tasks define."""
+    (for ``objective.order_fraction``), which only some tasks define. ``report`` receives one line
+    saying whether task data came from ``section.cache_dir`` or was drawn."""
     if section.source == "jsonl":
         if with_order:
             raise TrainConfigError("objective.order_fraction needs task data with a reveal order, not data.source = 'jsonl'")
         return _jsonl_data(section)
     if with_order and get_task(section.source).reveal_order is None:
         raise TrainConfigError(f"objective.order_fraction: task {section.source!r} defines no reveal order (the Sudoku and planning tasks do)")
-    if section.group_weights:
-        try:
-            return task_data(section.source, section.train_size, section.seed, group_weights=section.group_weights, with_order=with_order)
-        except ValueError as error:
+    try:
+        return task_data(section.source, section.train_size, section.seed, group_weights=section.group_weights,
+                         with_order=with_order, cache_dir=section.cache_dir, report=report)
+    except ValueError as error:
+        if section.group_weights:
             raise TrainConfigError(f"data.group_weights: {error}") from None
-    return task_data(section.source, section.train_size, section.seed, with_order=with_order)
+        raise
 
 
 def task_data(name: str, count: int, seed: int, split: str = "train", group_weights: tuple[float, ...] = (),
-              with_order: bool = False) -> TrainData:
+              with_order: bool = False, cache_dir: str | Path = "",
+              report: Callable[[str], None] | None = None) -> TrainData:
     """Rows ``prompt + answer`` of a task split; targets are the answer positions. ``with_order``:
     also each row's reveal order (one per example, from its own seeded stream, so the examples
-    themselves are the same either way)."""
+    themselves are the same either way). ``cache_dir``: load the draw from there when a file for
+    exactly this draw and this task code exists, else draw and save it (``unmask.train.data_cache``)."""
     task = get_task(name)
+    vocab = task.vocab
+    ids = SpecialIds(vocab.size, vocab.mask, vocab.eos, vocab.pad)
+    names = ("tokens", "targets", "order_rank") if with_order else ("tokens", "targets")
+    if cache_dir:
+        description = draw_description(name, split, count, seed, tuple(group_weights), with_order)
+        path = cache_file(cache_dir, description)
+        cached = load_cached(path, description, (count, task.prompt_length + task.answer_length), names)
+        if cached is not None:
+            if report is not None:
+                report(f"task data: {count} {name} {split} rows loaded from {path}")
+            return TrainData(cached["tokens"], cached["targets"], ids, name, task.prompt_length, cached.get("order_rank"))
+    started = time.perf_counter()
+    data = _draw_task_data(task, count, seed, split, group_weights, with_order, ids)
+    message = f"task data: {count} {name} {split} rows drawn in {time.perf_counter() - started:.1f} s"
+    if cache_dir:
+        tensors = {"tokens": data.tokens, "targets": data.targets}
+        if data.order_rank is not None:
+            tensors["order_rank"] = data.order_rank
+        try:
+            store(path, description, tensors)
+            message += f", saved to {path}"
+        except OSError as error:  # the run goes on: the cache only saves time
+            message += f"; data.cache_dir: could not save {path} ({error.strerror or error})"
+    if report is not None:
+        report(message)
+    return data
+
+
+def _draw_task_data(task: Task, count: int, seed: int, split: str, group_weights: tuple[float, ...], with_order: bool,
+                    ids: SpecialIds) -> TrainData:
+    name = task.name
     examples = draw(task, split, count, seed, group_weights)
     rows = [task.prompt(e) + task.answer(e) for e in examples]
     tokens = torch.tensor(rows, dtype=torch.long)
@@ -112,9 +150,7 @@ def task_data(name: str, count: int, seed: int, split: str = "train", group_weig
         for row, example in enumerate(examples):
             order = torch.tensor(task.reveal_order(example, rng))
             order_rank[row, task.prompt_length + order] = torch.arange(answer, dtype=torch.float32) / answer
-    vocab = task.vocab
-    return TrainData(tokens, targets, SpecialIds(vocab.size, vocab.mask, vocab.eos, vocab.pad), name, task.prompt_length,
-                     order_rank)
+    return TrainData(tokens, targets, ids, name, task.prompt_length, order_rank)
 
 
 @lru_cache(maxsize=4)

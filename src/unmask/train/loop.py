@@ -154,7 +154,8 @@ def train(
     if has_checkpoint(out) and not resume:
         raise TrainConfigError(f"{out} already holds a training checkpoint; pass --resume to continue it or choose another run.out_dir")
     device = torch.device(run.device)
-    data = build_data(config.data, with_order=config.objective.kind == "diffusion" and config.objective.order_fraction > 0)
+    data = build_data(config.data, with_order=config.objective.kind == "diffusion" and config.objective.order_fraction > 0,
+                      report=log if rank == 0 else None)
     torch.manual_seed(run.seed)
     model = DiffusionTransformer(model_config_for(config, data))
     if config.model.init_from and not resume:  # a resumed run's checkpoint holds its weights
