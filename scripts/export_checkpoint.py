@@ -1,8 +1,12 @@
 """Export the model of a training run's latest checkpoint (mid-run) to a model directory.
 
     .venv/bin/python scripts/export_checkpoint.py --config configs/sudoku-diffusion.toml --out /tmp/sudoku-step
+    .venv/bin/python scripts/export_checkpoint.py --config C --out DIR --weights average
 
 Useful to evaluate or benchmark a long run while it is still training; the run is not touched.
+``--weights current`` (the default) writes the optimizer's weights; ``--weights average`` writes
+the weight average that a run with ``optim.ema_decay > 0`` keeps (and exports as its ``model/``).
+Exporting both from one checkpoint compares the average with the raw weights of the same run.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from unmask.model import DiffusionTransformer
+from unmask.train.averaging import WeightAverage
 from unmask.train.checkpointing import load_training_state
 from unmask.train.config import load_config
 from unmask.train.data import build_data
@@ -21,15 +28,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="the run's TOML config (its run.out_dir holds checkpoint.pt)")
     parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("--weights", choices=("current", "average"), default="current",
+                        help="the optimizer's weights, or the run's weight average (optim.ema_decay > 0)")
     args = parser.parse_args()
     config = load_config(args.config)
-    data = build_data(config.data)
     state = load_training_state(Path(config.run.out_dir))
+    if args.weights == "average" and "weight_average" not in state:
+        parser.error(f"{config.run.out_dir}: the checkpoint holds no weight average (optim.ema_decay = {config.optim.ema_decay})")
+    data = build_data(config.data)
     model = DiffusionTransformer(model_config_for(config, data))
     model.load_state_dict(state["model"])
+    if args.weights == "average":
+        average = WeightAverage(model, config.optim.ema_decay)
+        average.load_state_dict(state["weight_average"])
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                parameter.copy_(average.shadow[name])
     model.generation_config = generation_config_for(config, data)
     export_model(model, Path(args.out), config)
-    print(f"step {state['step']} -> {args.out}")
+    print(f"step {state['step']} ({args.weights} weights) -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -67,11 +67,14 @@ def test_a_change_to_the_task_code_misses_the_cache(tmp_path: Path, monkeypatch:
     assert "drawn in" in lines[0] and len(list(tmp_path.glob("*.safetensors"))) == 2
 
 
-def test_the_code_digest_covers_every_task_module() -> None:
+def test_the_code_digest_covers_every_task_module_and_the_row_builder() -> None:
     import unmask.tasks
+    import unmask.train.data
 
-    modules = {p.name for p in Path(unmask.tasks.__file__).parent.glob("*.py")}
-    assert {"planning.py", "sudoku.py", "sudoku_hard.py", "sudoku_search.py", "sudoku_compiled.py"} <= modules
+    sources = data_cache.digested_sources()
+    assert set(Path(unmask.tasks.__file__).parent.glob("*.py")) <= set(sources)
+    assert {"planning.py", "sudoku.py", "sudoku_hard.py", "sudoku_search.py", "sudoku_compiled.py"} <= {p.name for p in sources}
+    assert Path(unmask.train.data.__file__) in sources
     assert len(data_cache.task_code_digest()) == 64
 
 

@@ -7,8 +7,8 @@ safetensors file and loaded by every later run that asks for the same draw.
 
 A cached file is used only when its key matches. The key covers everything the rows depend on:
 the task name, split, count, seed, group weights, whether reveal orders were computed, this
-file's format number, and a digest of the source of every module in ``unmask.tasks``. Any change
-to a generator therefore misses the cache instead of silently training on stale data. A file that
+file's format number, and a digest of the source of every module in ``unmask.tasks`` and of
+``unmask.train.data``. Any change to a generator or to how rows are built therefore misses the cache instead of silently training on stale data. A file that
 cannot be read, or whose key or shapes do not match, is ignored and replaced (it only ever holds
 data that can be drawn again). Writes go to a temporary file renamed into place, so an interrupted
 run or two processes writing at once never leave a torn file behind.
@@ -31,13 +31,19 @@ from torch import Tensor
 CACHE_FORMAT = 1  # bump when the stored tensors change meaning
 
 
-@lru_cache(maxsize=1)
-def task_code_digest() -> str:
-    """SHA-256 over the names and bytes of the ``unmask.tasks`` modules (sorted by name)."""
+def digested_sources() -> list[Path]:
+    """The files whose code decides the drawn rows: every ``unmask.tasks`` module (the
+    generators and formats) and ``unmask.train.data`` (rows, targets and reveal-order ranks)."""
     import unmask.tasks as tasks_package
 
+    return [*sorted(Path(tasks_package.__file__).parent.glob("*.py")), Path(__file__).with_name("data.py")]
+
+
+@lru_cache(maxsize=1)
+def task_code_digest() -> str:
+    """SHA-256 over the names and bytes of :func:`digested_sources`."""
     digest = hashlib.sha256()
-    for source in sorted(Path(tasks_package.__file__).parent.glob("*.py")):
+    for source in digested_sources():
         digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.hexdigest()
 
