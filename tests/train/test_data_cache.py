@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import unmask.train.data_cache as data_cache
 from unmask.train import TrainConfigError, load_config
@@ -32,6 +33,16 @@ def test_a_cached_draw_is_loaded_and_equals_a_fresh_draw(tmp_path: Path, name: s
     assert len(files) == 1 and "drawn in" in lines[0] and str(files[0]) in lines[0]
     assert lines[1] == f"task data: 40 {name} train rows loaded from {files[0]}"
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed into place
+    with safe_open(str(files[0]), framework="pt") as handle:  # ids stored compactly, read back as long
+        assert handle.get_tensor("tokens").dtype == torch.uint8 and first.tokens.dtype == torch.long
+
+
+def test_compact_token_dtype_holds_every_id() -> None:
+    for vocab in (2, 256, 257, 32768, 32769, 151_936):
+        dtype = data_cache.compact_token_dtype(vocab)
+        ids = torch.tensor([0, vocab - 1])
+        assert torch.equal(ids.to(dtype).long(), ids), (vocab, dtype)
+    assert data_cache.compact_token_dtype(256) == torch.uint8 and data_cache.compact_token_dtype(257) == torch.int16
 
 
 def test_a_cached_file_is_what_gets_loaded(tmp_path: Path) -> None:

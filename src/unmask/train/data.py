@@ -22,7 +22,7 @@ from torch import Tensor
 
 from unmask.tasks import Task, draw, get_task
 from unmask.train.config import DataSection, TrainConfigError
-from unmask.train.data_cache import cache_file, draw_description, load_cached, store
+from unmask.train.data_cache import cache_file, compact_token_dtype, draw_description, load_cached, store
 
 
 @dataclass
@@ -114,12 +114,12 @@ def task_data(name: str, count: int, seed: int, split: str = "train", group_weig
         if cached is not None:
             if report is not None:
                 report(f"task data: {count} {name} {split} rows loaded from {path}")
-            return TrainData(cached["tokens"], cached["targets"], ids, name, task.prompt_length, cached.get("order_rank"))
+            return TrainData(cached["tokens"].long(), cached["targets"], ids, name, task.prompt_length, cached.get("order_rank"))
     started = time.perf_counter()
     data = _draw_task_data(task, count, seed, split, group_weights, with_order, ids)
     message = f"task data: {count} {name} {split} rows drawn in {time.perf_counter() - started:.1f} s"
     if cache_dir:
-        tensors = {"tokens": data.tokens, "targets": data.targets}
+        tensors = {"tokens": data.tokens.to(compact_token_dtype(vocab.size)), "targets": data.targets}
         if data.order_rank is not None:
             tensors["order_rank"] = data.order_rank
         try:

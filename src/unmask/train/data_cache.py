@@ -85,6 +85,16 @@ def load_cached(path: Path, description: dict[str, object], expected_shape: tupl
     return tensors
 
 
+def compact_token_dtype(vocab_size: int) -> torch.dtype:
+    """The smallest integer dtype that holds every id below ``vocab_size``: token ids are stored in
+    it (a 500000-row planning draw is 20 MB as uint8 instead of 160 MB as int64) and read back as long."""
+    if vocab_size <= 256:
+        return torch.uint8
+    if vocab_size <= 2**15:
+        return torch.int16
+    return torch.int32
+
+
 def store(path: Path, description: dict[str, object], tensors: dict[str, Tensor]) -> None:
     """Write ``tensors`` for ``description`` to ``path`` atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
