@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,9 @@ def test_a_cached_draw_is_loaded_and_equals_a_fresh_draw(tmp_path: Path, name: s
     assert len(files) == 1 and "drawn in" in lines[0] and str(files[0]) in lines[0]
     assert lines[1] == f"task data: 40 {name} train rows loaded from {files[0]}"
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed into place
+    umask = os.umask(0)
+    os.umask(umask)
+    assert files[0].stat().st_mode & 0o777 == 0o666 & ~umask  # readable by whoever shares the cache
     with safe_open(str(files[0]), framework="pt") as handle:  # ids stored compactly, read back as long
         assert handle.get_tensor("tokens").dtype == torch.uint8 and first.tokens.dtype == torch.long
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 
 CACHE_FORMAT = 1  # bump when the stored tensors change meaning
@@ -98,11 +98,13 @@ def compact_token_dtype(vocab_size: int) -> torch.dtype:
 def store(path: Path, description: dict[str, object], tensors: dict[str, Tensor]) -> None:
     """Write ``tensors`` for ``description`` to ``path`` atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    # a name of its own per writer; the file gets the umask's usual permissions, so a shared cache
+    # folder stays readable by the others who use it
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
-        save_file({name: t.contiguous() for name, t in tensors.items()}, temporary,
-                  metadata={"description": json.dumps(description, sort_keys=True)})
+        # serialised in memory and written with open(): save_file creates its file as 0600
+        temporary.write_bytes(save({name: t.contiguous() for name, t in tensors.items()},
+                                   metadata={"description": json.dumps(description, sort_keys=True)}))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
