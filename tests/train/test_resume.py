@@ -160,9 +160,11 @@ def test_resume_refuses_a_changed_config(tmp_path, change: str, field: str) -> N
     out = tmp_path / "run"
     quiet_train(tiny_config(out, "optim.max_steps=4", "run.save_every=2"))
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    logged: list[str] = []
     with pytest.raises(TrainConfigError, match="cannot resume .*differs from the checkpoint's") as error:
-        quiet_train(tiny_config(out, "optim.max_steps=4", "run.save_every=2", change), resume=True)
+        quiet_train(tiny_config(out, "optim.max_steps=4", "run.save_every=2", change), resume=True, log=logged.append)
     assert field in str(error.value)
+    assert logged == []  # refused before the task data are drawn (minutes for a real run)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 

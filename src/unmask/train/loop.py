@@ -153,6 +153,14 @@ def train(
         raise TrainConfigError(f"optim.batch_size={config.optim.batch_size} must be divisible by the {world} processes")
     if has_checkpoint(out) and not resume:
         raise TrainConfigError(f"{out} already holds a training checkpoint; pass --resume to continue it or choose another run.out_dir")
+    if resume and not has_checkpoint(out):
+        raise TrainConfigError(f"--resume: {out} holds no training checkpoint (is run.out_dir right?); drop --resume to start a new run")
+    state: dict | None = None
+    if resume:  # checked before the data are drawn, which can take minutes: a wrong config fails at once
+        state = load_training_state(out)
+        diffs = config_differences(TrainConfig.from_dict(state["config"], "checkpoint"), config)
+        if diffs:
+            raise TrainConfigError(f"cannot resume {out}: the config differs from the checkpoint's in " + "; ".join(diffs))
     device = torch.device(run.device)
     data = build_data(config.data, with_order=config.objective.kind == "diffusion" and config.objective.order_fraction > 0,
                       report=log if rank == 0 else None)
@@ -171,14 +179,7 @@ def train(
     # rank 0 alone keeps the average: it is the one process that evaluates, checkpoints and exports
     average = WeightAverage(model, config.optim.ema_decay) if config.optim.ema_decay > 0 and rank == 0 else None
     start = 0
-    if resume and not has_checkpoint(out):
-        raise TrainConfigError(f"--resume: {out} holds no training checkpoint (is run.out_dir right?); drop --resume to start a new run")
-    if resume:
-        state = load_training_state(out)
-        saved = TrainConfig.from_dict(state["config"], "checkpoint")
-        diffs = config_differences(saved, config)
-        if diffs:
-            raise TrainConfigError(f"cannot resume {out}: the config differs from the checkpoint's in " + "; ".join(diffs))
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
