@@ -12,9 +12,8 @@ Exporting both from one checkpoint compares the average with the raw weights of 
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
-
-import torch
 
 from unmask.model import DiffusionTransformer
 from unmask.train.averaging import WeightAverage
@@ -38,14 +37,14 @@ def main() -> None:
     data = build_data(config.data)
     model = DiffusionTransformer(model_config_for(config, data))
     model.load_state_dict(state["model"])
+    model.generation_config = generation_config_for(config, data)
+    weights = nullcontext()
     if args.weights == "average":
         average = WeightAverage(model, config.optim.ema_decay)
         average.load_state_dict(state["weight_average"])
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                parameter.copy_(average.shadow[name])
-    model.generation_config = generation_config_for(config, data)
-    export_model(model, Path(args.out), config)
+        weights = average.swapped_in(model)  # the mechanism the training loop exports with
+    with weights:
+        export_model(model, Path(args.out), config)
     print(f"step {state['step']} ({args.weights} weights) -> {args.out}")
 
 

@@ -5,13 +5,14 @@ about 9 minutes on this machine, and every run (a fine-tune, its AR pair, a seco
 draw them again. With ``data.cache_dir`` set, the tensors of a task draw are saved once as a
 safetensors file and loaded by every later run that asks for the same draw.
 
-A cached file is used only when its key matches. The key covers everything the rows depend on:
-the task name, split, count, seed, group weights, whether reveal orders were computed, this
-file's format number, and a digest of the source of every module in ``unmask.tasks`` and of
-``unmask.train.data``. Any change to a generator or to how rows are built therefore misses the cache instead of silently training on stale data. A file that
-cannot be read, or whose key or shapes do not match, is ignored and replaced (it only ever holds
-data that can be drawn again). Writes go to a temporary file renamed into place, so an interrupted
-run or two processes writing at once never leave a torn file behind.
+A cached file is used only when its key matches. The key covers everything the rows depend on: the
+task name, split, count, seed, group weights, whether reveal orders were computed, this file's
+format number, and a digest of the source of every module in ``unmask.tasks`` and of
+``unmask.train.data``. Any change to a generator or to how rows are built therefore misses the
+cache instead of silently training on stale data. A file that cannot be read, or whose key or
+shapes do not match, is ignored and replaced (it only ever holds data that can be drawn again).
+Writes go to a temporary file renamed into place, so an interrupted run or two processes writing at
+once never leave a torn file behind.
 """
 
 from __future__ import annotations
