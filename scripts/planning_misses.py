@@ -1,7 +1,7 @@
 """List the planning examples a model gets wrong, and which lookup each wrong node took.
 
-Decodes ``--n`` test examples of evaluation seed ``--seed`` the way ``unmask eval`` does (the model's
-``generation_config.json``) and prints each wrong answer beside its path. Every wrong path node is
+Scores ``--n`` test examples of evaluation seed ``--seed`` with ``unmask.evaluate.evaluate``, the function
+behind ``unmask eval`` (same examples, same decode), and prints each wrong answer beside its path. Every wrong path node is
 labelled by the edge that would explain it: ``succ`` when it is another successor of the path node
 before it (the forward lookup taken where the out-branch leaves), ``pred`` when it is another
 predecessor of the path node after it (the backward lookup taken where the in-branch joins),
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 import unmask
-from unmask.evaluate import decode_params
+from unmask.evaluate import evaluate
 from unmask.model import DiffusionTransformer
 from unmask.tasks import draw, get_task
 from unmask.tasks.planning import PlanningExample
@@ -44,16 +44,15 @@ def lookup_kind(example: PlanningExample, position: int, node: int) -> str:
 
 
 def find_misses(model: DiffusionTransformer, n: int, seed: int) -> tuple[list[Miss], int]:
-    """(the wrong answers among ``n`` planning test examples of ``seed``, how many were decoded)."""
+    """(the wrong answers among ``n`` planning test examples of ``seed``, how many were scored)."""
     task = get_task("planning")
     examples = draw(task, "test", n, seed)
-    prompts = torch.tensor([task.prompt(e) for e in examples], dtype=torch.long)
-    out = unmask.generate(model, prompts, seed=seed, **decode_params(model, task, {}))
+    report = evaluate(model, task, examples, seed=seed)
     misses = []
-    for example, row in zip(examples, out.tokens.tolist()):
-        if task.score(example, row):
+    for example, solved, row in zip(examples, report.solved, report.answers):
+        if solved:
             continue
-        answer = tuple(row[-task.answer_length:][:len(example.path)])
+        answer = tuple(row[:len(example.path)])  # the answer tokens start with the path
         wrong = tuple((position, lookup_kind(example, position, node))
                       for position, (node, right) in enumerate(zip(answer, example.path)) if node != right)
         misses.append(Miss(example, answer, wrong))
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", help="a planning model directory")
     parser.add_argument("--n", type=int, default=600, help="test examples (default 600)")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed, as for unmask eval (default 0)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")

@@ -118,6 +118,19 @@ def test_oracle_scores_100_percent_at_every_pd() -> None:
     assert set(report.by_group) == {str(pd) for pd in range(6)}
     assert all(correct == total for correct, total in report.by_group.values())
     assert report.nfe == task.answer_length  # one token per forward by default
+
+
+def test_answers_are_the_decoded_rows_in_example_order() -> None:
+    """``answers[i]`` is what was scored for example i, across batch chunks (batch_size 7 splits 20)."""
+    task = get_task("planning")
+    model = unmask.load(Path(__file__).resolve().parents[1] / "models" / "planning-ar")
+    examples = draw(task, "test", 20, 4)
+    report = evaluate(model, task, examples, seed=4, batch_size=7)
+    assert len(report.answers) == 20 and all(len(row) == task.answer_length for row in report.answers)
+    assert [task.score(e, row) for e, row in zip(examples, report.answers)] == report.solved
+    assert not all(report.solved)  # the AR model misses long planning distances, so both outcomes are checked
+    assert [tuple(row[:6]) for row, ok in zip(report.answers, report.solved) if ok] == \
+        [e.path for e, ok in zip(examples, report.solved) if ok]
     assert report.tokens_per_forward == 1.0
     data = report.to_json()
     assert set(data) == {"model", "task", "n", "accuracy", "ci95", "by_pd", "nfe", "tokens_per_forward", "seconds"}

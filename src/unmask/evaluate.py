@@ -36,6 +36,7 @@ class EvalReport:
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     solved: list[bool] = field(default_factory=list)  # per example, in order: for paired comparisons
+    answers: list[list[int]] = field(default_factory=list)  # per example, in order: the decoded answer tokens
     self_check: SelfCheckSummary | None = None  # with self_check_retries: the first decode and the check
     best_of: BestOfSummary | None = None  # AR with best_of > 1: the greedy answer and the candidates
 
@@ -223,7 +224,9 @@ def evaluate(
         nfe_total += out.nfe
         committed += sum(sum(step) for step in out.commits_per_forward)
         row_forwards += sum(out.forwards_per_row)
-        chunk_solved = [task.score(example, row) for example, row in zip(chunk, out.tokens.tolist())]
+        rows = out.tokens.tolist()
+        report.answers.extend(rows)
+        chunk_solved = [task.score(example, row) for example, row in zip(chunk, rows)]
         if out.self_check is not None:
             report.self_check = report.self_check or SelfCheckSummary()
             first_solved = [task.score(example, row) for example, row in zip(chunk, out.self_check.first_tokens.tolist())]

@@ -41,6 +41,7 @@ def test_misses_match_eval_and_the_ar_model_takes_the_forward_lookup(capsys: pyt
     wrong = 36 - evaluate(unmask.load(model), "planning", n=36, seed=3).correct
     assert wrong > 0 and lines[0].endswith(f"{wrong} of 36 test examples wrong (seed 3, 1 threads)")
     assert len(lines) == 1 + wrong
+    assert all("  wrong v" in line for line in lines[1:])  # every listed answer names a wrong node
     # left to right, the AR model's first wrong node is always another successor of the node before it
     assert all(line.split("wrong ")[1].split(",")[0].endswith(":succ") for line in lines[1:])
 
