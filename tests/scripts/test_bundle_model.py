@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bundle_model.py"
+from tests.scripts import load_script
 
 
 def test_wall_minutes_sums_the_sessions_of_a_resumed_run() -> None:
-    spec = importlib.util.spec_from_file_location("bundle_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("bundle_model")
     one_session = [{"elapsed_s": 60.0}, {"elapsed_s": 120.0}, {"elapsed_s": 180.0}]
     assert module.wall_minutes(one_session) == 3.0
     # resumed twice: elapsed_s restarts from 0 each time

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,22 +9,15 @@ import pytest
 
 import unmask
 from unmask.evaluate import evaluate
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "compare_models.py"
-
-
-def _script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("compare_models", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_counts_agree_with_separate_evaluations(capsys: pytest.CaptureFixture[str]) -> None:
     diffusion, ar = ROOT / "models" / "planning-diffusion", ROOT / "models" / "planning-ar"
-    _script().main([str(diffusion), str(ar), "--task", "planning", "--n", "36", "--seed", "3", "--threads", "1",
-                    "--output", "json"])
+    load_script("compare_models").main([str(diffusion), str(ar), "--task", "planning", "--n", "36", "--seed", "3",
+                                        "--threads", "1", "--output", "json"])
     result = json.loads(capsys.readouterr().out)
     alone = [evaluate(unmask.load(d), "planning", n=36, seed=3) for d in (diffusion, ar)]
     assert result["only_first"] + result["both"] == alone[0].correct
@@ -37,12 +29,12 @@ def test_counts_agree_with_separate_evaluations(capsys: pytest.CaptureFixture[st
 
 def test_a_model_against_itself_disagrees_nowhere(capsys: pytest.CaptureFixture[str]) -> None:
     model = str(ROOT / "models" / "planning-ar")
-    _script().main([model, model, "--task", "planning", "--n", "12", "--threads", "1"])
+    load_script("compare_models").main([model, model, "--task", "planning", "--n", "12", "--threads", "1"])
     out = capsys.readouterr().out
     assert "only A 0, only B 0" in out and "p = 1 " in out
 
 
 def test_n_below_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        _script().main(["a", "b", "--task", "planning", "--n", "0"])
+        load_script("compare_models").main(["a", "b", "--task", "planning", "--n", "0"])
     assert "--n must be at least 1" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,24 +10,16 @@ import pytest
 import unmask
 from unmask.evaluate import evaluate
 from unmask.tasks.planning import PlanningExample
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "planning_misses.py"
-
-
-def _script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("planning_misses", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # the script's dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_lookup_kinds_on_a_hand_made_example() -> None:
     # path 0-1-2-3-4-5; the out-branch leaves at 3 (PD 2) through 6, the in-branch joins 3 from 7
     example = PlanningExample(edges=((0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (3, 6), (6, 8), (7, 3), (9, 7), (10, 9)),
                               start=0, goal=5, path=(0, 1, 2, 3, 4, 5), pd=2)
-    kind = _script().lookup_kind
+    kind = load_script("planning_misses").lookup_kind
     assert kind(example, 4, 6) == "succ"  # the branch point's other successor
     assert kind(example, 2, 7) == "pred"  # the branch point's other predecessor
     assert kind(example, 1, 10) == "none"
@@ -36,7 +27,7 @@ def test_lookup_kinds_on_a_hand_made_example() -> None:
 
 def test_misses_match_eval_and_the_ar_model_takes_the_forward_lookup(capsys: pytest.CaptureFixture[str]) -> None:
     model = ROOT / "models" / "planning-ar"
-    _script().main([str(model), "--n", "36", "--seed", "3", "--threads", "1"])
+    load_script("planning_misses").main([str(model), "--n", "36", "--seed", "3", "--threads", "1"])
     lines = capsys.readouterr().out.splitlines()
     wrong = 36 - evaluate(unmask.load(model), "planning", n=36, seed=3).correct
     assert wrong > 0 and lines[0].endswith(f"{wrong} of 36 test examples wrong (seed 3, 1 threads)")
@@ -48,4 +39,4 @@ def test_misses_match_eval_and_the_ar_model_takes_the_forward_lookup(capsys: pyt
 
 def test_n_must_be_positive() -> None:
     with pytest.raises(SystemExit):
-        _script().main(["models/planning-ar", "--n", "0"])
+        load_script("planning_misses").main(["models/planning-ar", "--n", "0"])

@@ -3,7 +3,6 @@ that must agree with the library's greedy evaluation."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,22 +12,13 @@ import torch
 import unmask
 from unmask.evaluate import evaluate
 from tests.test_evaluate import tiny_task_model
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "probe_ar_best_of.py"
-
-
-def _probe():
-    sys.path.insert(0, str(SCRIPT.parent))  # as when run as a script: its helper module sits beside it
-    spec = importlib.util.spec_from_file_location("probe_ar_best_of", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_sweep_picks_the_likeliest_of_the_first_candidates() -> None:
     right = torch.tensor([[False, True, False], [True, False, False], [False, False, True]])
     scores = torch.tensor([[-3.0, -1.0, -0.5], [-1.0, -2.0, -0.1], [-1.0, -0.5, -2.0]], dtype=torch.float64)
-    rows = _probe().sweep(right, scores, [0, 1, 2])
+    rows = load_script("probe_ar_best_of").sweep(right, scores, [0, 1, 2])
     # k=0: greedy alone (1 of 3 right); k=1: picks 1, 0, 1 -> rows 0 and 1 right; k=2: picks 2, 2, 1 -> none right
     assert rows == [(0, pytest.approx(1 / 3), pytest.approx(1 / 3)), (1, pytest.approx(2 / 3), pytest.approx(2 / 3)),
                     (2, 0.0, 1.0)]
@@ -37,7 +27,7 @@ def test_sweep_picks_the_likeliest_of_the_first_candidates() -> None:
 def test_probe_runs_and_its_first_row_is_the_greedy_evaluation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     model_dir = tiny_task_model(tmp_path, "sudoku-wide", "ar", learned_positions=True)
-    probe = _probe()
+    probe = load_script("probe_ar_best_of")
     monkeypatch.setattr(probe, "PUZZLES_PER_CALL", 3)  # two decoding calls
     monkeypatch.setattr(sys, "argv", ["probe", str(model_dir), "--n", "5", "--samples", "2", "--threads", "1"])
     assert probe.main() == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,33 +9,23 @@ import pytest
 import unmask
 from unmask.evaluate import evaluate
 from tests.test_evaluate import tiny_task_model
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "probe_sudoku_picks.py"
-
-
-def _script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("probe_sudoku_picks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # the script's dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_pick_kinds() -> None:
-    kind = _script().pick_kind
+    kind = load_script("probe_sudoku_picks").pick_kind
     assert kind(0.95, 0.04) == "sure"
     assert kind(0.5, 0.1) == "unsure"
     assert kind(0.6, 0.35) == "split"
     assert kind(0.75, 0.2) == "split"  # a shared mass counts first, whatever p1 is
-    band = _script().p1_band
+    band = load_script("probe_sudoku_picks").p1_band
     assert [band(p) for p in (0.5, 0.9, 0.995, 0.999, 1.0)] == ["< 0.9", "0.9-0.99", "0.99-0.999", ">= 0.999", ">= 0.999"]
 
 
 @pytest.mark.parametrize("remasking", ["low_confidence", "margin"])
 def test_probe_follows_the_decoders_states(tmp_path: Path, remasking: str) -> None:
     model_dir = tiny_task_model(tmp_path, "sudoku", "diffusion", learned_positions=True)
-    report = _script().probe(str(model_dir), "sudoku", 3, 0, remasking)
+    report = load_script("probe_sudoku_picks").probe(str(model_dir), "sudoku", 3, 0, remasking)
     # one cell per row and forward, every one of them the best by the decode's own score on the
     # state the probe rebuilt (a probe one step behind or ahead would see a filled cell as masked)
     assert report.picks == 3 * 82
@@ -55,12 +43,12 @@ def test_probe_follows_the_decoders_states(tmp_path: Path, remasking: str) -> No
 def test_the_two_scores_pick_differently_somewhere_on_a_random_model(tmp_path: Path) -> None:
     # a random model's distributions are flat, so p1 and p1 - p2 rank the cells differently
     model_dir = tiny_task_model(tmp_path, "sudoku", "diffusion", learned_positions=True)
-    report = _script().probe(str(model_dir), "sudoku", 2, 0, "low_confidence")
+    report = load_script("probe_sudoku_picks").probe(str(model_dir), "sudoku", 2, 0, "low_confidence")
     assert report.differs > 0
 
 
 def test_refuses_an_ar_model_and_an_unknown_order(tmp_path: Path) -> None:
-    script = _script()
+    script = load_script("probe_sudoku_picks")
     ar = tiny_task_model(tmp_path, "sudoku", "ar")
     with pytest.raises(ValueError, match="AR model"):
         script.probe(str(ar), "sudoku", 1, 0, "low_confidence")
