@@ -11,7 +11,7 @@ import pytest
 
 import unmask
 from tests.train.helpers import assert_bit_identical, quiet_train, tiny_config
-from unmask.train.checkpointing import load_training_state
+from unmask.train.checkpointing import load_training_state, load_training_state_file
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "export_checkpoint.py"
 
@@ -56,3 +56,25 @@ def test_average_of_a_run_without_one_is_refused_by_name(tmp_path: Path) -> None
     result = _export(config, tmp_path / "average", "--weights", "average")
     assert result.returncode == 2 and "holds no weight average" in result.stderr
     assert not (tmp_path / "average").exists()
+
+
+def test_a_kept_checkpoint_exports_its_own_step(tmp_path: Path) -> None:
+    config = _config_file(tmp_path, "run.save_every=2", "run.keep_every=2")
+    kept = tmp_path / "run" / "checkpoint-step0000004.pt"
+    result = _export(config, tmp_path / "step4", "--checkpoint", str(kept))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("step 4 ")
+    assert_bit_identical(_weights(tmp_path / "step4"), load_training_state_file(kept)["model"])
+    with pytest.raises(AssertionError):  # not the last step's weights
+        assert_bit_identical(_weights(tmp_path / "step4"), _weights(tmp_path / "run" / "model"))
+
+
+def test_a_missing_or_foreign_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
+    config = _config_file(tmp_path)
+    missing = _export(config, tmp_path / "out", "--checkpoint", str(tmp_path / "nope.pt"))
+    assert missing.returncode == 2 and "nope.pt does not exist" in missing.stderr
+    other = tiny_config(tmp_path / "other", "optim.max_steps=2", "model.hidden_size=48")
+    quiet_train(other)
+    foreign = _export(config, tmp_path / "out", "--checkpoint", str(tmp_path / "other" / "checkpoint.pt"))
+    assert foreign.returncode == 2 and "[model] section differs" in foreign.stderr
+    assert not (tmp_path / "out").exists()

@@ -8,6 +8,7 @@ never a torn file. It is read back with ``weights_only=True``: no pickled code i
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,37 @@ def save_training_state(directory: Path, state: dict[str, Any]) -> Path:
     return target
 
 
+def kept_checkpoint_name(step: int) -> str:
+    """The file name of the copy that ``run.keep_every`` keeps of the checkpoint at ``step``."""
+    return f"checkpoint-step{step:07d}.pt"
+
+
+def keep_checkpoint(directory: Path, step: int) -> Path:
+    """Keep the current ``checkpoint.pt`` under its step's name as well.
+
+    A hard link costs no space or time and is safe: the next save renames a new file over
+    ``checkpoint.pt``, which leaves the kept name pointing at this one. Where the file system
+    cannot link, the file is copied to a temporary name and renamed, so a kept file is never torn.
+    """
+    source = directory / CHECKPOINT_FILE
+    target = directory / kept_checkpoint_name(step)
+    target.unlink(missing_ok=True)  # a resumed run re-saving this step
+    try:
+        os.link(source, target)
+    except OSError:
+        temp = directory / f".{target.name}.tmp"
+        shutil.copyfile(source, temp)
+        os.replace(temp, target)
+    return target
+
+
 def load_training_state(directory: Path) -> dict[str, Any]:
-    path = directory / CHECKPOINT_FILE
+    """The state in ``directory/checkpoint.pt``, the checkpoint a resumed run continues from."""
+    return load_training_state_file(directory / CHECKPOINT_FILE)
+
+
+def load_training_state_file(path: Path) -> dict[str, Any]:
+    """The state in one checkpoint file: ``checkpoint.pt`` or a copy kept by ``run.keep_every``."""
     if not path.exists():
         raise CheckpointStateError(f"no training checkpoint to resume from: {path} does not exist")
     try:

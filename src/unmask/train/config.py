@@ -127,6 +127,9 @@ class RunSection:
     threads: int = 0  # 0: leave torch's default
     device: str = "cpu"
     save_every: int = 500
+    # also keep a copy of the checkpoint every N steps as checkpoint-stepNNNNNNN.pt (0 = keep only the
+    # latest), so a learning curve can be probed afterwards stage by stage (scripts/export_checkpoint.py)
+    keep_every: int = 0
     eval_every: int = 500
     eval_n: int = 200
     log_every: int = 10
@@ -160,9 +163,12 @@ class TrainConfig:
                      "run.eval_every", "run.log_every", "data.seq_len", "data.train_size"):
             if self.get(name) <= 0:
                 raise TrainConfigError(f"{name} must be positive, got {self.get(name)}")
+        if self.run.keep_every > 0 and self.run.keep_every % self.run.save_every:
+            raise TrainConfigError(f"run.keep_every ({self.run.keep_every}) must be a multiple of run.save_every "
+                                   f"({self.run.save_every}): only saved checkpoints can be kept")
         if not 0 <= self.run.stop_at <= self.optim.max_steps:
             raise TrainConfigError(f"run.stop_at must be in [0, optim.max_steps={self.optim.max_steps}] (0 = run to the end), got {self.run.stop_at}")
-        for name in ("optim.warmup_steps", "run.eval_n", "run.threads"):
+        for name in ("optim.warmup_steps", "run.eval_n", "run.threads", "run.keep_every"):
             if self.get(name) < 0:
                 raise TrainConfigError(f"{name} must be >= 0, got {self.get(name)}")
         if not 0 < self.objective.eps < 1:
@@ -224,7 +230,7 @@ class TrainConfig:
 
 
 # run-control fields that may change between a run and its resumption
-RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", "run.eval_every",
+RESUME_MUTABLE = {"run.out_dir", "run.threads", "run.device", "run.save_every", "run.keep_every", "run.eval_every",
                   "run.eval_n", "run.log_every", "run.progress", "run.export_dtype", "run.stop_at",
                   "data.cache_dir"}
 

@@ -27,7 +27,8 @@ from torch import nn
 from unmask.config import ModelConfig
 from unmask.model import DiffusionTransformer
 from unmask.train.averaging import WeightAverage
-from unmask.train.checkpointing import CheckpointStateError, has_checkpoint, load_training_state, save_training_state
+from unmask.train.checkpointing import (CheckpointStateError, has_checkpoint, keep_checkpoint, load_training_state,
+                                        save_training_state)
 from unmask.train.config import TrainConfig, TrainConfigError, config_differences
 from unmask.train.data import TrainData, build_data
 from unmask.train.objectives import ar_numerator, denominator, diffusion_masked, diffusion_numerator, draw_noise
@@ -210,6 +211,8 @@ def train(
                 "torch_rng": torch.get_rng_state(),
                 **({"weight_average": average.state_dict()} if average is not None else {}),
             })
+            if run.keep_every and step % run.keep_every == 0 and step > 0:
+                keep_checkpoint(out, step)
 
     local = config.optim.batch_size // world
     rows = slice(rank * local, (rank + 1) * local)
